@@ -1,0 +1,1 @@
+"""Builder specs, one module per labeled trial collection (data only)."""

@@ -1,0 +1,39 @@
+"""Exceptions raised by tcia-trials.
+
+Every error names the file or series concerned, what was found and what was expected.  Each class
+also inherits the builtin exception it refines, so ``except ValueError`` keeps working for callers
+that do not know this package.
+"""
+
+from __future__ import annotations
+
+
+class TciaTrialsError(Exception):
+    """Base class of every error raised by tcia-trials."""
+
+
+class DownloadLayoutError(TciaTrialsError, ValueError):
+    """A download folder cannot be indexed (missing, empty, or an unreadable metadata.csv)."""
+
+
+class DicomReadError(TciaTrialsError, ValueError):
+    """A DICOM file cannot be parsed or its pixel data cannot be decoded."""
+
+
+class SeriesNotFoundError(TciaTrialsError, KeyError):
+    """A SeriesInstanceUID is not in the index."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class SeriesGeometryError(TciaTrialsError, ValueError):
+    """A series does not form one regular 3D volume (gaps, uneven spacing, mixed orientations)."""
+
+
+class MultipleStacksError(SeriesGeometryError):
+    """A series holds several volumes (time points, echoes, sizes); choose one with ``stack=``."""
+
+
+class SuvError(TciaTrialsError, ValueError):
+    """SUVbw cannot be computed for a PET series (a tag is missing or unsupported)."""

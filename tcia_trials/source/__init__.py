@@ -1,0 +1,1 @@
+"""Reading TCIA downloads."""
