@@ -9,8 +9,11 @@ including pydicom's correction of unused high bits.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pydicom
@@ -19,49 +22,66 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from tcia_trials.errors import DicomReadError
-from tcia_trials.source.frames import Frame, PixelLocation
+from tcia_trials.source.frames import Frame, PixelFormat
 
 _PIXEL_DATA_TAG = 0x7FE00010
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
-def read_header(path: Path) -> tuple[Dataset, PixelLocation | None]:
-    """Parse a file's header (everything before the pixel data) and locate native pixel data.
-
-    Returns the dataset and, for uncompressed single-sample pixel data that can be read as a
-    flat array, where the Pixel Data value lies in the file (``None`` otherwise).
-    """
+def read_header(path: Path) -> tuple[Dataset, PixelFormat]:
+    """Parse a file's header (everything before the pixel data) and how its pixels are stored."""
     try:
         with open(path, "rb") as fp:
             ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-            location = _native_pixel_location(fp, ds)
+            if "SOPInstanceUID" not in ds:
+                raise DicomReadError(f"{path}: not a DICOM file (no SOPInstanceUID could be read)")
+            if "Rows" not in ds:
+                sop_class = ds.get("SOPClassUID")
+                raise DicomReadError(
+                    f"{path}: not an image ({sop_class.name if sop_class else 'no SOPClassUID'}); "
+                    "it has no pixel data to read as a volume"
+                )
+            return ds, _pixel_format(fp, ds)
     except (InvalidDicomError, EOFError, OSError, ValueError, struct.error, KeyError) as exc:
+        if isinstance(exc, DicomReadError):
+            raise
         raise DicomReadError(f"{path}: cannot read the DICOM header: {exc}") from exc
-    if "SOPInstanceUID" not in ds:
-        raise DicomReadError(f"{path}: not a DICOM file (no SOPInstanceUID could be read)")
-    return ds, location
 
 
-def _encoding(ds: Dataset) -> tuple[bool, bool]:
-    """(implicit VR, little endian) of a dataset read from file."""
-    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
-    if syntax is not None and UID(syntax).is_transfer_syntax:
-        uid = UID(syntax)
-        return uid.is_implicit_VR, uid.is_little_endian
-    implicit, little = ds.original_encoding
-    return bool(implicit), bool(little)
-
-
-def _native_pixel_location(fp, ds: Dataset) -> PixelLocation | None:
-    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
-    if syntax is not None and UID(syntax).is_transfer_syntax and UID(syntax).is_compressed:
+@functools.cache
+def _syntax(uid: str) -> tuple[bool, bool, bool] | None:
+    """(compressed, implicit VR, little endian) of a transfer syntax; None if unknown."""
+    syntax = UID(uid)
+    if not syntax.is_transfer_syntax:
         return None
-    if ds.get("SamplesPerPixel", 1) != 1 or ds.get("BitsAllocated") not in (8, 16, 32):
-        return None
-    implicit, little = _encoding(ds)
+    return syntax.is_compressed, syntax.is_implicit_VR, syntax.is_little_endian
+
+
+def _pixel_format(fp: BinaryIO, ds: Dataset) -> PixelFormat:
+    meta = getattr(ds, "file_meta", None)
+    syntax = _syntax(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else None
+    if syntax is None:
+        implicit, little = (bool(v) for v in ds.original_encoding)
+        compressed = False
+    else:
+        compressed, implicit, little = syntax
+    bits_allocated = int(ds.BitsAllocated)
+    kind = "i" if int(ds.get("PixelRepresentation", 0)) == 1 else "u"
+    dtype = np.dtype(f"{kind}{bits_allocated // 8}" if bits_allocated in (8, 16, 32) else "u1")
+    pixel_format = PixelFormat(dtype, int(ds.get("BitsStored") or bits_allocated), little)
+    if compressed or ds.get("SamplesPerPixel", 1) != 1 or bits_allocated not in (8, 16, 32):
+        return pixel_format
+    location = _native_pixel_location(fp, implicit, little)
+    if location is None:
+        return pixel_format
+    return dataclasses.replace(pixel_format, offset=location[0], length=location[1])
+
+
+def _native_pixel_location(fp: BinaryIO, implicit: bool, little: bool) -> tuple[int, int] | None:
+    """(offset, length) of the Pixel Data value at the file position pydicom stopped at."""
     endian = "<" if little else ">"
     start = fp.tell()
-    head = fp.read(8)
+    head = fp.read(12)
     if len(head) < 8:
         return None
     group, element = struct.unpack(endian + "HH", head[:4])
@@ -71,62 +91,47 @@ def _native_pixel_location(fp, ds: Dataset) -> PixelLocation | None:
         (length,) = struct.unpack(endian + "L", head[4:8])
         offset = start + 8
     else:
-        vr = head[4:6]
-        if vr not in (b"OB", b"OW"):
+        if head[4:6] not in (b"OB", b"OW") or len(head) < 12:
             return None
-        more = fp.read(4)
-        if len(more) < 4:
-            return None
-        (length,) = struct.unpack(endian + "L", more)
+        (length,) = struct.unpack(endian + "L", head[8:12])
         offset = start + 12
     if length == _UNDEFINED_LENGTH:
         return None  # encapsulated data under a native syntax label: let pydicom decide
-    return PixelLocation(offset, length)
+    return offset, length
 
 
-def stored_dtype(ds: Dataset) -> np.dtype:
-    """numpy dtype of the stored values of a monochrome image (native byte order)."""
-    bits = int(ds.BitsAllocated)
-    kind = "i" if int(ds.get("PixelRepresentation", 0)) == 1 else "u"
-    if bits == 1 or bits > 32 or bits % 8:
-        return np.dtype(np.uint8 if bits == 1 else f"{kind}4")
-    return np.dtype(f"{kind}{bits // 8}")
-
-
-def read_frames_into(frames: list[Frame], header: Dataset, out: np.ndarray) -> None:
+def read_frames_into(frames: list[Frame], out: np.ndarray) -> None:
     """Fill ``out[n]`` with the stored values of ``frames[n]``, all from one file.
 
-    ``header`` is that file's header dataset.  ``out`` has shape ``(len(frames), rows, cols)``.
+    ``out`` has shape ``(len(frames), rows, cols)``.
     """
-    path = frames[0].path
-    location = frames[0].pixel_location
-    dtype = stored_dtype(header)
-    rows, cols = frames[0].rows, frames[0].columns
-    frame_bytes = rows * cols * dtype.itemsize
-    if location is not None and out.dtype == dtype:
-        _, little = _encoding(header)
-        needed = frame_bytes * frames[0].number_of_frames
-        if location.length < needed:
-            raise DicomReadError(
-                f"{path}: Pixel Data holds {location.length} bytes but {frames[0].number_of_frames} "
-                f"frame(s) of {rows}x{cols} at {dtype.itemsize * 8} bits need {needed}"
-            )
-        with open(path, "rb") as fp:
-            for n, frame in enumerate(frames):
-                fp.seek(location.offset + frame.frame_index * frame_bytes)
-                got = fp.readinto(memoryview(out[n]).cast("B"))
-                if got != frame_bytes:
-                    raise DicomReadError(
-                        f"{path}: truncated pixel data: frame {frame.frame_index + 1} needs "
-                        f"{frame_bytes} bytes but the file ends after {got}"
-                    )
-                if not little and dtype.itemsize > 1:
-                    out[n].byteswap(inplace=True)
-                _correct_unused_bits(out[n], header)
+    path, pixel_format = frames[0].path, frames[0].pixel_format
+    if not (pixel_format.is_native and out.dtype == pixel_format.dtype):
+        decoded = decode_pixels(path)
+        for n, frame in enumerate(frames):
+            out[n] = decoded[frame.frame_index]
         return
-    decoded = decode_pixels(path)
-    for n, frame in enumerate(frames):
-        out[n] = decoded[frame.frame_index]
+    rows, cols = frames[0].rows, frames[0].columns
+    frame_bytes = rows * cols * pixel_format.dtype.itemsize
+    needed = frame_bytes * frames[0].number_of_frames
+    if pixel_format.length < needed:
+        raise DicomReadError(
+            f"{path}: Pixel Data holds {pixel_format.length} bytes but "
+            f"{frames[0].number_of_frames} frame(s) of {rows}x{cols} at "
+            f"{pixel_format.dtype.itemsize * 8} bits need {needed}"
+        )
+    with open(path, "rb") as fp:
+        for n, frame in enumerate(frames):
+            fp.seek(pixel_format.offset + frame.frame_index * frame_bytes)
+            got = fp.readinto(memoryview(out[n]).cast("B"))
+            if got != frame_bytes:
+                raise DicomReadError(
+                    f"{path}: truncated pixel data: frame {frame.frame_index + 1} needs "
+                    f"{frame_bytes} bytes but the file ends after {got}"
+                )
+    if not pixel_format.little_endian and pixel_format.dtype.itemsize > 1:
+        out.byteswap(inplace=True)
+    _correct_unused_bits(out, pixel_format)
 
 
 def decode_pixels(path: Path) -> np.ndarray:
@@ -153,13 +158,9 @@ def decode_pixels(path: Path) -> np.ndarray:
     return array.reshape(-1, int(ds.Rows), int(ds.Columns))
 
 
-def _correct_unused_bits(frame: np.ndarray, header: Dataset) -> None:
+def _correct_unused_bits(frames: np.ndarray, pixel_format: PixelFormat) -> None:
     """Ignore bits above BitsStored exactly as pydicom does (sign-extend signed values)."""
-    allocated, stored = (
-        int(header.BitsAllocated),
-        int(header.get("BitsStored", header.BitsAllocated)),
-    )
-    if stored < allocated:
-        shift = allocated - stored
-        np.left_shift(frame, shift, out=frame)
-        np.right_shift(frame, shift, out=frame)
+    shift = pixel_format.dtype.itemsize * 8 - pixel_format.bits_stored
+    if shift > 0:
+        np.left_shift(frames, shift, out=frames)
+        np.right_shift(frames, shift, out=frames)

@@ -20,7 +20,7 @@ from tcia_trials.errors import (
 )
 from tcia_trials.source import geometry
 from tcia_trials.source.frames import Frame, Stack, frames_from_header, split_stacks
-from tcia_trials.source.pixels import read_frames_into, read_header, stored_dtype
+from tcia_trials.source.pixels import read_frames_into, read_header
 from tcia_trials.source.suv import combine_date_time, suvbw_factor
 
 if TYPE_CHECKING:
@@ -165,20 +165,14 @@ def read_volume(
     seen_sops: dict[str, Path] = {}
     warnings: list[str] = []
     for path in sorted(paths):
-        ds, location = read_header(path)
+        ds, pixel_format = read_header(path)
         sop = str(ds.SOPInstanceUID)
         if sop in seen_sops:
             warnings.append(f"{path}: duplicate of instance {sop} in {seen_sops[sop]}; ignored")
             continue
         seen_sops[sop] = path
-        if "Rows" not in ds:
-            sop_class = ds.get("SOPClassUID")
-            raise DicomReadError(
-                f"{path}: not an image ({sop_class.name if sop_class else 'no SOPClassUID'}); "
-                "it has no pixel data to read as a volume"
-            )
         headers[path] = ds
-        frames.extend(frames_from_header(path, ds, location))
+        frames.extend(frames_from_header(path, ds, pixel_format))
     series_uids = sorted({f.series_uid for f in frames})
     if len(series_uids) > 1:
         raise SeriesGeometryError(
@@ -246,19 +240,19 @@ def _assemble(
     )
     ordered = [frames[i] for i in geo.order]
     rows, cols = ordered[0].rows, ordered[0].columns
-    dtypes = {stored_dtype(headers[f.path]) for f in ordered}
+    dtypes = {f.pixel_format.dtype for f in ordered}
     raw = np.empty((len(ordered), rows, cols), dtype=np.result_type(*dtypes))
 
     by_file: dict[Path, list[int]] = {}
     for k, frame in enumerate(ordered):
         by_file.setdefault(frame.path, []).append(k)
-    for path, slots in by_file.items():
+    for slots in by_file.values():
         if len(slots) == 1 or np.all(np.diff(slots) == 1):
             target = raw[slots[0] : slots[-1] + 1]
-            read_frames_into([ordered[k] for k in slots], headers[path], target)
+            read_frames_into([ordered[k] for k in slots], target)
         else:
             buffer = np.empty((len(slots), rows, cols), dtype=raw.dtype)
-            read_frames_into([ordered[k] for k in slots], headers[path], buffer)
+            read_frames_into([ordered[k] for k in slots], buffer)
             raw[slots] = buffer
 
     modality = str(first_header.get("Modality", ""))
