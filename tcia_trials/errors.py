@@ -20,11 +20,13 @@ class DicomReadError(TciaTrialsError, ValueError):
     """A DICOM file cannot be parsed or its pixel data cannot be decoded."""
 
 
-class SeriesNotFoundError(TciaTrialsError, KeyError):
-    """A SeriesInstanceUID is not in the index."""
-
+class _NotFoundError(TciaTrialsError, KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class SeriesNotFoundError(_NotFoundError):
+    """A SeriesInstanceUID is not in the index."""
 
 
 class SeriesGeometryError(TciaTrialsError, ValueError):
@@ -37,3 +39,7 @@ class MultipleStacksError(SeriesGeometryError):
 
 class SuvError(TciaTrialsError, ValueError):
     """SUVbw cannot be computed for a PET series (a tag is missing or unsupported)."""
+
+
+class InstanceNotFoundError(_NotFoundError):
+    """A SOPInstanceUID is not in the index."""
