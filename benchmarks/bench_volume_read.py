@@ -114,12 +114,16 @@ def main() -> None:
         print(f"{'reader':36s} {'best s':>8s} {'ours faster by':>15s}")
         for name, value in seconds.items():
             print(f"{name:36s} {value:8.3f} {value / ours:14.2f}x")
-        print(f"tcia-trials vs plain pydicom speed: {seconds['plain pydicom'] / ours:.2f}x (target >= 1.0x)")
+        print(
+            f"tcia-trials vs plain pydicom speed: {seconds['plain pydicom'] / ours:.2f}x (target >= 1.0x)"
+        )
         print(
             f"tcia-trials time / floor time:      {ours / seconds['floor (headers + raw bytes)']:.2f}x "
             "(target <= 1.5x)"
         )
-        print(f"peak memory / decoded volume:       {peak_memory_ratio(paths):.2f}x (target <= 1.5x)")
+        print(
+            f"peak memory / decoded volume:       {peak_memory_ratio(paths):.2f}x (target <= 1.5x)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,79 @@
+"""The ``tcia-trials`` command line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+logger = logging.getLogger(__name__)
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Labeled TCIA clinical-trial collections as ML-ready datasets."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--patients",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Patients with images (the clinical sheet lists one more, without images).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Random seed; the same arguments give byte-identical files.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["nbia", "nbia-classic", "retriever", "idc"]),
+    default="nbia",
+    show_default=True,
+    help="Download layout to imitate: NBIA Data Retriever descriptive folders or "
+    "classic UID folders (with metadata.csv), TCIA Data Retriever, or IDC.",
+)
+@click.option("--no-pet", is_flag=True, help="CT only, no FDG PET series.")
+@click.option("--tilted-ct", is_flag=True, help="Add a gantry-tilted CT series to one study.")
+@click.option("--force", is_flag=True, help="Write into OUT even if it is not empty.")
+def synth(
+    out: Path, patients: int, seed: int, layout: str, no_pet: bool, tilted_ct: bool, force: bool
+) -> None:
+    """Write a synthetic TCIA-like trial collection with exact ground truth into OUT.
+
+    CT (and FDG PET) studies at the time points "Pre-dose" and "Follow-up consultation", one
+    annotation series per lesion (RTSTRUCT contours and seed points, DICOM SEG, TID 1500 SR),
+    "No findings" RTSTRUCTs, the annotation metadata CSV, a clinical sheet, and
+    OUT/ground_truth.json describing every voxel.
+    """
+    from .synthetic import generate_collection, summary
+
+    if out.exists() and not out.is_dir():
+        raise click.ClickException(f"OUT {out} exists and is not a folder.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise click.ClickException(
+            f"OUT {out} is not empty; choose an empty or new folder, or pass --force to "
+            "write into it anyway (files with the same names are overwritten)."
+        )
+    truth = generate_collection(
+        out,
+        patients=patients,
+        seed=seed,
+        layout=layout,
+        with_pet=not no_pet,
+        with_tilted_ct=tilted_ct,
+    )
+    click.echo(summary(truth))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
