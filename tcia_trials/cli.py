@@ -75,5 +75,26 @@ def synth(
     click.echo(summary(truth))
 
 
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Folder for the demo's outputs (its source/ sub-folder is regenerated on every run).",
+)
+@click.option("--patients", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(out: Path, patients: int, seed: int) -> None:
+    """Generate the synthetic trial collection, index it and read every volume back."""
+    from .demo import run_demo
+    from .errors import TciaTrialsError
+
+    try:
+        run_demo(out, patients=patients, seed=seed, echo=click.echo)
+    except (FileExistsError, TciaTrialsError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

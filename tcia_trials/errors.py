@@ -43,3 +43,15 @@ class SuvError(TciaTrialsError, ValueError):
 
 class InstanceNotFoundError(_NotFoundError):
     """A SOPInstanceUID is not in the index."""
+
+
+class AnnotationError(TciaTrialsError, ValueError):
+    """An annotation (SEG, RTSTRUCT, SR, seed table) cannot be read or is malformed."""
+
+
+class UnsupportedTemplateError(AnnotationError):
+    """A structured report does not follow a supported template (TID 1500 Measurement Report)."""
+
+
+class MissingReferenceError(AnnotationError):
+    """An annotation refers to images, a series or a frame of reference that is not available."""

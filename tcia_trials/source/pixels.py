@@ -9,7 +9,6 @@ including pydicom's correction of unused high bits.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import struct
 from pathlib import Path
@@ -59,22 +58,47 @@ def _syntax(uid: str) -> tuple[bool, bool, bool] | None:
 
 def _pixel_format(fp: BinaryIO, ds: Dataset) -> PixelFormat:
     meta = getattr(ds, "file_meta", None)
-    syntax = _syntax(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else None
+    syntax = _syntax(_uid_text(meta)) if meta is not None else None
     if syntax is None:
         implicit, little = (bool(v) for v in ds.original_encoding)
         compressed = False
     else:
         compressed, implicit, little = syntax
-    bits_allocated = int(ds.BitsAllocated)
-    kind = "i" if int(ds.get("PixelRepresentation", 0)) == 1 else "u"
+    bits_allocated = _uint(ds, 0x00280100, little) or 0
+    kind = "i" if _uint(ds, 0x00280103, little) == 1 else "u"
     dtype = np.dtype(f"{kind}{bits_allocated // 8}" if bits_allocated in (8, 16, 32) else "u1")
-    pixel_format = PixelFormat(dtype, int(ds.get("BitsStored") or bits_allocated), little)
-    if compressed or ds.get("SamplesPerPixel", 1) != 1 or bits_allocated not in (8, 16, 32):
-        return pixel_format
-    location = _native_pixel_location(fp, implicit, little)
+    bits_stored = _uint(ds, 0x00280101, little) or bits_allocated
+    location = None
+    if (
+        not compressed
+        and _uint(ds, 0x00280002, little) in (None, 1)
+        and bits_allocated in (8, 16, 32)
+    ):
+        location = _native_pixel_location(fp, implicit, little)
     if location is None:
-        return pixel_format
-    return dataclasses.replace(pixel_format, offset=location[0], length=location[1])
+        return PixelFormat(dtype, bits_stored, little)
+    return PixelFormat(dtype, bits_stored, little, offset=location[0], length=location[1])
+
+
+def _uid_text(meta: Dataset) -> str:
+    element = meta.get_item(0x00020010)
+    if element is None:
+        return ""
+    value = element.value
+    return (
+        value.decode("ascii", "replace").strip(" \x00") if isinstance(value, bytes) else str(value)
+    )
+
+
+def _uint(ds: Dataset, tag: int, little: bool) -> int | None:
+    """An unsigned short (US) header value, decoded from its raw bytes when still raw."""
+    element = ds.get_item(tag)
+    if element is None:
+        return None
+    value = element.value
+    if isinstance(value, bytes):
+        return int.from_bytes(value[:2], "little" if little else "big") if len(value) >= 2 else None
+    return int(value) if value not in (None, "") else None
 
 
 def _native_pixel_location(fp: BinaryIO, implicit: bool, little: bool) -> tuple[int, int] | None:

@@ -311,7 +311,8 @@ def _to_physical(
     if not any(f.has_rescale for f in frames) or (np.all(slopes == 1) and np.all(intercepts == 0)):
         return raw, units
     if np.all(slopes == 1) and np.all(intercepts == np.round(intercepts)):
-        return _add_integer_intercepts(raw, intercepts.astype(np.int64)), units
+        bits_stored = max(f.pixel_format.bits_stored for f in frames)
+        return _add_integer_intercepts(raw, intercepts.astype(np.int64), bits_stored), units
     values = _linear(raw, slopes, intercepts)
     return values, units
 
@@ -325,15 +326,29 @@ def _linear(raw: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray) -> np.n
     return out
 
 
-def _add_integer_intercepts(raw: np.ndarray, intercepts: np.ndarray) -> np.ndarray:
-    """stored + intercept as int16 (in place, by wrap-around arithmetic) when it fits, else int32."""
-    low = int(raw.min()) + int(intercepts.min())
-    high = int(raw.max()) + int(intercepts.max())
-    if raw.dtype.itemsize == 2 and _INT16.min <= low and high <= _INT16.max:
+def _add_integer_intercepts(
+    raw: np.ndarray, intercepts: np.ndarray, bits_stored: int
+) -> np.ndarray:
+    """stored + intercept as int16 (in place, by wrap-around arithmetic) when it fits, else int32.
+
+    The range of the stored values is bounded by BitsStored; the array is scanned for its
+    minimum or maximum only when that bound alone does not prove the result fits int16.
+    """
+    signed = raw.dtype.kind == "i"
+    bound_low = -(1 << (bits_stored - 1)) if signed else 0
+    bound_high = (1 << (bits_stored - 1)) - 1 if signed else (1 << bits_stored) - 1
+    low = bound_low + int(intercepts.min())
+    if low < _INT16.min:
+        low = int(raw.min()) + int(intercepts.min())
+    high = bound_high + int(intercepts.max())
+    if high > _INT16.max:
+        high = int(raw.max()) + int(intercepts.max())
+    fits = _INT16.min <= low and high <= _INT16.max
+    if raw.dtype.itemsize == 2 and fits:
         # Two's-complement addition modulo 2**16 gives the exact result whenever it fits int16.
         out = raw.view(np.int16)
         wrapped = (intercepts % 65536).astype(np.uint16).view(np.int16)
         np.add(out, wrapped[:, np.newaxis, np.newaxis], out=out, casting="unsafe")
         return out
-    target = np.int16 if _INT16.min <= low and high <= _INT16.max else np.int32
+    target = np.int16 if fits else np.int32
     return (raw.astype(np.int64) + intercepts[:, np.newaxis, np.newaxis]).astype(target)
