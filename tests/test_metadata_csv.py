@@ -234,9 +234,15 @@ def test_resolve_location(tmp_path: Path) -> None:
     assert resolve_location(tmp_path, "/data/elsewhere/EAY131/P1") == tmp_path / "EAY131" / "P1"
 
 
-# Free text as TCIA writes it: words, hyphens, digits, and ", " between parts.
-_word = st.text(alphabet="ABCDEFGHIJKLMNOPRSTUVXYZabcdefgh0123456789-() ", min_size=1, max_size=12)
-_free_text = st.lists(_word.map(str.strip).filter(bool), min_size=1, max_size=4).map(", ".join)
+# Free text as TCIA writes it: words, hyphens, digits, and ", " between parts. A part made only of
+# digits could equally be a date or a count when the date is blank (e.g. "0, 00000000"): that is
+# ambiguous for any reader, so parts start with a letter.
+_word = st.text(alphabet="ABCDEFGHIJKLMNOPRSTUVXYZabcdefgh0123456789-() ", min_size=0, max_size=11)
+_free_text = st.lists(
+    st.tuples(st.sampled_from("ACLPRSTaceilnrt"), _word).map(lambda p: (p[0] + p[1]).strip()),
+    min_size=1,
+    max_size=4,
+).map(", ".join)
 
 
 @settings(max_examples=150, deadline=None)
