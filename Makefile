@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 DEMO_OUT ?= demo-out
+PY_SOURCES := tcia_trials builders tests benchmarks
 
 .PHONY: install demo test lint bench clean
 
@@ -20,8 +21,8 @@ demo: $(STAMP)
 	$(BIN)/tcia-trials demo --out $(DEMO_OUT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
 
 test: lint
 	$(BIN)/pytest -q

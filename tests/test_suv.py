@@ -88,7 +88,9 @@ def test_missing_or_unsupported_tags_are_named(changes, match):
 def test_missing_radiopharmaceutical_sequence_is_named():
     ds = pet_header()
     del ds.RadiopharmaceuticalInformationSequence
-    with pytest.raises(SuvError, match=r"RadiopharmaceuticalInformationSequence \(0054,0016\) is missing"):
+    with pytest.raises(
+        SuvError, match=r"RadiopharmaceuticalInformationSequence \(0054,0016\) is missing"
+    ):
         suvbw_factor(ds, source="PET")
 
 
