@@ -33,6 +33,8 @@ STACK_KEYS = (
     "AcquisitionTime",
 )
 
+_PER_FRAME_GROUPS = 0x52009230
+_SHARED_GROUPS = 0x52009229
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "SH", "TM", "UI"})
 
 
@@ -90,11 +92,11 @@ def frames_from_header(path: Path, ds: Dataset, pixel_format: PixelFormat) -> li
         "sop_instance_uid": _first(header_strings(ds, "SOPInstanceUID")),
         "series_uid": _first(header_strings(ds, "SeriesInstanceUID")),
         "instance_number": _int_or_zero(_first(header_strings(ds, "InstanceNumber"))),
-        "rows": int(_required(ds, "Rows", path)),
-        "columns": int(_required(ds, "Columns", path)),
+        "rows": _required_uint(ds, 0x00280010, "Rows", pixel_format.little_endian, path),
+        "columns": _required_uint(ds, 0x00280011, "Columns", pixel_format.little_endian, path),
         "pixel_format": pixel_format,
     }
-    if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
+    if _PER_FRAME_GROUPS in ds or _SHARED_GROUPS in ds:
         return [_enhanced_frame(ds, f, common) for f in range(nframes)]
     if nframes != 1:
         raise SeriesGeometryError(
@@ -248,9 +250,20 @@ def _int_or_zero(value: object) -> int:
         return 0
 
 
-def _required(ds: Dataset, keyword: str, path: Path) -> object:
-    value = ds.get(keyword)
-    if value is None or value == "":
+def header_uint(ds: Dataset, tag: int, little: bool) -> int | None:
+    """An unsigned short (US) header value, decoded from its raw bytes when still raw."""
+    element = ds.get_item(tag)
+    if element is None:
+        return None
+    value = element.value
+    if isinstance(value, bytes):
+        return int.from_bytes(value[:2], "little" if little else "big") if len(value) >= 2 else None
+    return int(value) if value not in (None, "") else None
+
+
+def _required_uint(ds: Dataset, tag: int, keyword: str, little: bool, path: Path) -> int:
+    value = header_uint(ds, tag, little)
+    if value is None:
         raise SeriesGeometryError(f"{path}: required attribute {keyword} is missing or empty")
     return value
 

@@ -21,9 +21,11 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from tcia_trials.errors import DicomReadError
-from tcia_trials.source.frames import Frame, PixelFormat
+from tcia_trials.source.frames import Frame, PixelFormat, header_uint
 
 _PIXEL_DATA_TAG = 0x7FE00010
+_SOP_INSTANCE_UID = 0x00080018
+_ROWS = 0x00280010
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
@@ -32,9 +34,9 @@ def read_header(path: Path) -> tuple[Dataset, PixelFormat]:
     try:
         with open(path, "rb") as fp:
             ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-            if "SOPInstanceUID" not in ds:
+            if _SOP_INSTANCE_UID not in ds:
                 raise DicomReadError(f"{path}: not a DICOM file (no SOPInstanceUID could be read)")
-            if "Rows" not in ds:
+            if _ROWS not in ds:
                 sop_class = ds.get("SOPClassUID")
                 raise DicomReadError(
                     f"{path}: not an image ({sop_class.name if sop_class else 'no SOPClassUID'}); "
@@ -64,14 +66,14 @@ def _pixel_format(fp: BinaryIO, ds: Dataset) -> PixelFormat:
         compressed = False
     else:
         compressed, implicit, little = syntax
-    bits_allocated = _uint(ds, 0x00280100, little) or 0
-    kind = "i" if _uint(ds, 0x00280103, little) == 1 else "u"
+    bits_allocated = header_uint(ds, 0x00280100, little) or 0
+    kind = "i" if header_uint(ds, 0x00280103, little) == 1 else "u"
     dtype = np.dtype(f"{kind}{bits_allocated // 8}" if bits_allocated in (8, 16, 32) else "u1")
-    bits_stored = _uint(ds, 0x00280101, little) or bits_allocated
+    bits_stored = header_uint(ds, 0x00280101, little) or bits_allocated
     location = None
     if (
         not compressed
-        and _uint(ds, 0x00280002, little) in (None, 1)
+        and header_uint(ds, 0x00280002, little) in (None, 1)
         and bits_allocated in (8, 16, 32)
     ):
         location = _native_pixel_location(fp, implicit, little)
@@ -88,17 +90,6 @@ def _uid_text(meta: Dataset) -> str:
     return (
         value.decode("ascii", "replace").strip(" \x00") if isinstance(value, bytes) else str(value)
     )
-
-
-def _uint(ds: Dataset, tag: int, little: bool) -> int | None:
-    """An unsigned short (US) header value, decoded from its raw bytes when still raw."""
-    element = ds.get_item(tag)
-    if element is None:
-        return None
-    value = element.value
-    if isinstance(value, bytes):
-        return int.from_bytes(value[:2], "little" if little else "big") if len(value) >= 2 else None
-    return int(value) if value not in (None, "") else None
 
 
 def _native_pixel_location(fp: BinaryIO, implicit: bool, little: bool) -> tuple[int, int] | None:

@@ -166,13 +166,14 @@ def read_volume(
     warnings: list[str] = []
     for path in sorted(paths):
         ds, pixel_format = read_header(path)
-        sop = str(ds.SOPInstanceUID)
+        file_frames = frames_from_header(path, ds, pixel_format)
+        sop = file_frames[0].sop_instance_uid
         if sop in seen_sops:
             warnings.append(f"{path}: duplicate of instance {sop} in {seen_sops[sop]}; ignored")
             continue
         seen_sops[sop] = path
         headers[path] = ds
-        frames.extend(frames_from_header(path, ds, pixel_format))
+        frames.extend(file_frames)
     series_uids = sorted({f.series_uid for f in frames})
     if len(series_uids) > 1:
         raise SeriesGeometryError(
@@ -339,10 +340,10 @@ def _add_integer_intercepts(
     bound_high = (1 << (bits_stored - 1)) - 1 if signed else (1 << bits_stored) - 1
     low = bound_low + int(intercepts.min())
     if low < _INT16.min:
-        low = int(raw.min()) + int(intercepts.min())
+        low = int((raw.min(axis=(1, 2)).astype(np.int64) + intercepts).min())
     high = bound_high + int(intercepts.max())
     if high > _INT16.max:
-        high = int(raw.max()) + int(intercepts.max())
+        high = int((raw.max(axis=(1, 2)).astype(np.int64) + intercepts).max())
     fits = _INT16.min <= low and high <= _INT16.max
     if raw.dtype.itemsize == 2 and fits:
         # Two's-complement addition modulo 2**16 gives the exact result whenever it fits int16.
