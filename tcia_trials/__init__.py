@@ -1,7 +1,8 @@
 """tcia-trials: labeled TCIA clinical-trial collections as ML-ready datasets.
 
 The public interface: index a download with :func:`scan`, read an image series with
-:func:`read_volume`.  Errors derive from :class:`TciaTrialsError`.
+:func:`read_volume` and its tumour annotations with :func:`read_annotations` (or one annotation
+file alone with :func:`read_annotation_file`).  Errors derive from :class:`TciaTrialsError`.
 """
 
 from __future__ import annotations
@@ -10,17 +11,28 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from tcia_trials.errors import (
+    AnnotationError,
     DicomReadError,
     DownloadLayoutError,
     InstanceNotFoundError,
+    MissingReferenceError,
     MultipleStacksError,
     SeriesGeometryError,
     SeriesNotFoundError,
     SuvError,
     TciaTrialsError,
+    UnsupportedTemplateError,
+)
+from tcia_trials.source.annotations import (
+    Annotations,
+    link_annotations,
+    read_annotation_file,
+    read_annotations,
 )
 from tcia_trials.source.index import Index, Instance, Problem, Series, Study, scan
+from tcia_trials.source.lesions import Lesion
 from tcia_trials.source.volume import Volume, read_volume
+from tcia_trials.spec import AnnotationRules
 
 try:
     __version__ = version("tcia-trials")
@@ -30,11 +42,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "AnnotationError",
+    "AnnotationRules",
+    "Annotations",
     "DicomReadError",
     "DownloadLayoutError",
     "Index",
     "Instance",
     "InstanceNotFoundError",
+    "Lesion",
+    "MissingReferenceError",
     "MultipleStacksError",
     "Problem",
     "Series",
@@ -43,8 +60,12 @@ __all__ = [
     "Study",
     "SuvError",
     "TciaTrialsError",
+    "UnsupportedTemplateError",
     "Volume",
     "__version__",
+    "link_annotations",
+    "read_annotation_file",
+    "read_annotations",
     "read_volume",
     "scan",
 ]
