@@ -26,6 +26,7 @@ from tcia_trials.source.lesions import Lesion
 from tcia_trials.source.rtstruct import RtStructDocument, rasterize_roi, read_rtstruct, seed_point
 from tcia_trials.source.seg import (
     SegDocument,
+    SegOnGrid,
     read_seg_document,
     seg_masks_on_volume,
     seg_masks_own_grid,
@@ -395,6 +396,10 @@ def _pieces_on_volume(
     pieces: list[_Piece] = []
     negative = False
     for path in series.paths:
+        if series.modality == "SEG":  # one parse gives the document and the masks
+            on_grid = seg_masks_on_volume(path, volume, threshold=threshold)
+            pieces.extend(_seg_pieces(on_grid.document, labeler, volume, threshold, on_grid))
+            continue
         document = _read_document(series.modality, path, header=header_for)
         found, no_findings = _pieces(document, labeler, volume, threshold)
         pieces.extend(found)
@@ -417,11 +422,15 @@ def _pieces(
 
 
 def _seg_pieces(
-    document: SegDocument, labeler: _Labeler, volume: Volume | None, threshold: float
+    document: SegDocument,
+    labeler: _Labeler,
+    volume: Volume | None,
+    threshold: float,
+    on_grid: SegOnGrid | None = None,
 ) -> list[_Piece]:
     single = len(document.segments) == 1
     if volume is not None:
-        on_grid = seg_masks_on_volume(document, volume, threshold=threshold)
+        on_grid = on_grid or seg_masks_on_volume(document, volume, threshold=threshold)
         masks, affine, flags = on_grid.masks, volume.affine, list(on_grid.flags)
         if on_grid.resampled:
             flags.append("resampled-seg")

@@ -217,6 +217,8 @@ class SegOnGrid:
     placement:
         How the frames were placed: ``"reference"`` (SOPInstanceUID references), ``"geometry"``
         (plane positions on the image planes, copied) or ``"resampled"``.
+    document:
+        The SEG's header-level description (read from the same parse).
     """
 
     masks: dict[int, np.ndarray]
@@ -224,6 +226,7 @@ class SegOnGrid:
     resampled: bool
     flags: tuple[str, ...]
     placement: str = "reference"
+    document: SegDocument | None = None
 
 
 @dataclass(frozen=True)
@@ -673,7 +676,7 @@ def seg_masks_on_volume(
         placed = _by_reference(document, ds, seg, volume)
         if placed is not None:
             masks, fractions = _split(placed, document, threshold)
-            return SegOnGrid(masks, fractions, False, tuple(flags), "reference")
+            return SegOnGrid(masks, fractions, False, tuple(flags), "reference", document)
     if frames.positions is None or document.frame_of_reference_uid is None:
         missing = "plane positions" if frames.positions is None else "frame of reference"
         raise MissingReferenceError(
@@ -692,7 +695,12 @@ def seg_masks_on_volume(
     if resampled:
         flags.extend(_resampling_summary(values, annotated, own_affine, masks, volume, document))
     return SegOnGrid(
-        masks, fractions, resampled, tuple(flags), "resampled" if resampled else "geometry"
+        masks,
+        fractions,
+        resampled,
+        tuple(flags),
+        "resampled" if resampled else "geometry",
+        document,
     )
 
 
