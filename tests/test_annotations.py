@@ -246,3 +246,51 @@ def test_read_annotation_file_refuses_images(collection):
     image = out / _series(study, study["ct_series_uid"])["files"][0]
     with pytest.raises(tt.TciaTrialsError, match="expected SEG, RTSTRUCT or SR"):
         read_annotation_file(Path(image))
+
+
+def test_seg_lesions_keep_segment_description(collection):
+    index, truth, _, links = collection
+    study = next(
+        s for s in _studies(truth) if any(les["annotations"].get("seg") for les in s["lesions"])
+    )
+    annotations = read_annotations(index, study["ct_series_uid"], links=links)
+    segmented = [les for les in annotations.lesions if "SEG" in les.sources]
+    assert segmented
+    for lesion in segmented:
+        assert lesion.annotation_info["algorithm_type"] == "MANUAL"
+        assert lesion.annotation_info["segment_label"] == lesion.label
+
+
+def test_seed_table_rows_join_their_lesions(collection, tmp_path):
+    from tcia_trials.source.seed_table import SeedTableSpec, read_seed_table
+
+    index, truth, _, links = collection
+    study = next(s for s in _studies(truth) if len(s["lesions"]) >= 2)
+    ct = _series(study, study["ct_series_uid"])
+    table = tmp_path / "seeds.csv"
+    lines = ["patient,series,label,k,j,i"]
+    patient = index.series[study["ct_series_uid"]].patient_id
+    for lesion in study["lesions"]:
+        k, j, i = lesion["seed_voxel"]
+        lines.append(f"{patient},{ct['series_uid']},{lesion['label']},{k},{j},{i}")
+    lines.append(f"{patient},{ct['series_uid']},EXTRA - 1,1,2,3")
+    table.write_text("\n".join(lines) + "\n")
+    spec = SeedTableSpec(
+        patient_column="patient",
+        series_column="series",
+        label_column="label",
+        coordinate_columns=("k", "j", "i"),
+        convention="voxel_kji",
+    )
+    annotations = read_annotations(
+        index, study["ct_series_uid"], links=links, seeds=read_seed_table(table, spec)
+    )
+    by_label = {lesion.label: lesion for lesion in annotations.lesions}
+    for expected in study["lesions"]:
+        assert "TABLE" in by_label[expected["label"]].sources
+        assert not any(
+            f.startswith("seed-sources-disagree") for f in by_label[expected["label"]].flags
+        )
+    extra = by_label["EXTRA - 1"]
+    assert extra.sources == ("TABLE",) and extra.mask is None
+    np.testing.assert_allclose(extra.seed_voxel, (1, 2, 3), atol=1e-9)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from os import PathLike
@@ -20,10 +20,12 @@ import numpy as np
 import pydicom
 
 from tcia_trials.errors import AnnotationError, DicomReadError, SeriesNotFoundError, TciaTrialsError
+from tcia_trials.source import geometry
 from tcia_trials.source import lesions as measure
 from tcia_trials.source.index import Index, Series
 from tcia_trials.source.lesions import Lesion
 from tcia_trials.source.rtstruct import RtStructDocument, rasterize_roi, read_rtstruct, seed_point
+from tcia_trials.source.seed_table import SeedRow
 from tcia_trials.source.seg import (
     SegDocument,
     SegOnGrid,
@@ -134,6 +136,7 @@ class _Piece:
     measurements: dict[str, float] = field(default_factory=dict)
     volume_ml: float | None = None
     longest_diameter_mm: float | None = None
+    info: dict[str, str] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
 
 
@@ -320,6 +323,7 @@ def read_annotations(
     volume: Volume | None = None,
     rules: AnnotationRules | None = None,
     links: AnnotationLinks | None = None,
+    seeds: Sequence[SeedRow] = (),
     threshold: float = 0.5,
 ) -> Annotations:
     """The lesions of one image series from every annotation series that refers to it.
@@ -335,6 +339,10 @@ def read_annotations(
     links:
         Annotation-to-image links of the download, when already computed (see
         :func:`link_annotations`; computing them reads every annotation header).
+    seeds:
+        Seed points from a table (:func:`~tcia_trials.source.seed_table.read_seed_table`); the
+        rows for this series (by series UID, else by study UID, else by patient) join the
+        lesions with the same label, or become seed-only lesions.
     threshold:
         Fractional SEG values at or above it are inside.
     """
@@ -362,6 +370,7 @@ def read_annotations(
         status = "used" if found or negative else "skipped"
         reason = None if status == "used" else "no lesion, seed point or measurement in it"
         sources.append(AnnotationSource(uid, series.modality, series.description, status, reason))
+    pieces.extend(_table_pieces(seeds, index.series[series_uid], volume, labeler))
     lesions = _lesions(pieces, volume)
     problems = []
     if no_findings and lesions:
@@ -448,6 +457,17 @@ def _seg_pieces(
             single=single,
         )
         piece.tracking_id, piece.tracking_uid = segment.tracking_id, segment.tracking_uid
+        piece.info = {
+            key: value
+            for key, value in (
+                ("segment_label", segment.label),
+                ("segmented_property_category", segment.category),
+                ("segmented_property_type", segment.property_type),
+                ("algorithm_type", segment.algorithm_type),
+                ("algorithm_name", segment.algorithm_name),
+            )
+            if value
+        }
         piece.flags.extend(flags)
         mask = masks.get(segment.segment_number)
         if mask is not None and volume is not None:
@@ -524,6 +544,36 @@ def _sr_pieces(document: SrDocument, labeler: _Labeler) -> list[_Piece]:
             for m in finding.measurements
         }
         piece.flags.extend(finding.flags)
+        pieces.append(piece)
+    return pieces
+
+
+def _table_pieces(
+    seeds: Sequence[SeedRow], series: Series, volume: Volume, labeler: _Labeler
+) -> list[_Piece]:
+    """Seed points from a table that belong to this image series, in LPS mm."""
+    mine = [row for row in seeds if row.series_uid == series.series_uid]
+    if not mine:
+        mine = [row for row in seeds if not row.series_uid and row.study_uid == series.study_uid]
+    if not mine:
+        mine = [
+            row
+            for row in seeds
+            if not row.series_uid and not row.study_uid and row.patient_id == series.patient_id
+        ]
+    pieces = []
+    for row in mine:
+        name = row.label or row.lesion_id or f"seed row {row.row_number}"
+        piece = labeler.piece(
+            "TABLE", series.series_uid, series.description, name, row.time_point, single=False
+        )
+        if row.lps is not None:
+            piece.seed_lps = row.lps
+        elif row.voxel is not None:
+            point = geometry.index_to_lps(volume.affine, np.asarray(row.voxel, dtype=np.float64))
+            piece.seed_lps = (float(point[0]), float(point[1]), float(point[2]))
+        else:
+            continue
         pieces.append(piece)
     return pieces
 
@@ -606,6 +656,7 @@ def _lesion(lesion_id: str, group: list[_Piece], volume: Volume | None) -> Lesio
         if spread > SEED_AGREEMENT_MM:
             flags.append(f"seed-sources-disagree: {spread:.2f} mm apart")
     measurements = {k: v for piece in group for k, v in piece.measurements.items()}
+    info = {k: v for piece in group for k, v in piece.info.items()}
     values: dict[str, object] = {}
     seed_voxel = None
     if volume is not None:
@@ -641,6 +692,7 @@ def _lesion(lesion_id: str, group: list[_Piece], volume: Volume | None) -> Lesio
         tracking_id=next((p.tracking_id for p in group if p.tracking_id), None),
         tracking_uid=next((p.tracking_uid for p in group if p.tracking_uid), None),
         measurements=measurements,
+        annotation_info=info,
         flags=tuple(dict.fromkeys(flags)),
         **values,  # type: ignore[arg-type]
     )

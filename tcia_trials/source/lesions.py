@@ -42,6 +42,10 @@ class Lesion:
         Longitudinal identity (SEG/SR TrackingID/TrackingUID) when the annotations carry one.
     measurements:
         Values reported by the annotation itself (SR), e.g. ``{"Volume (ml)": 10.6}``.
+    annotation_info:
+        What the annotation says about itself: SEG segment label, segmented property category
+        and type, algorithm type (MANUAL / SEMIAUTOMATIC / AUTOMATIC) and name; RTSTRUCT ROI
+        name and interpreted type.
     flags:
         Quality flags, e.g. "seed-outside-mask", "seed-outside-volume", "extra-triplets",
         "contour-between-slices: ...", "resampled-seg", "rtstruct-seg-dice=0.97".
@@ -68,6 +72,7 @@ class Lesion:
     tracking_id: str | None = None
     tracking_uid: str | None = None
     measurements: dict[str, float] = field(default_factory=dict)
+    annotation_info: dict[str, str] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
 
 
