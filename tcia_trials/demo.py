@@ -1,4 +1,4 @@
-"""The end-to-end demo: synthetic collection -> index -> volumes, with a printed summary.
+"""The end-to-end demo: synthetic collection -> index -> volumes -> lesions, with a summary.
 
 It grows as the project does (annotations, HuggingFace and TFDS builds join it as they land).
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from tcia_trials.errors import TciaTrialsError
+from tcia_trials.source.annotations import link_annotations, read_annotations
 from tcia_trials.source.index import scan
 from tcia_trials.source.volume import read_volume
 from tcia_trials.synthetic import generate_collection
@@ -67,4 +68,28 @@ def run_demo(out: Path, *, patients: int = 4, seed: int = 0, echo=print) -> dict
                 f"series {expected['series_uid']}: geometry differs from the ground truth"
             )
     echo(f"   {len(images)} volumes in {time.perf_counter() - started:.2f} s")
-    return {"source": str(source), "volumes": len(images), **counts}
+
+    echo("4. tumor annotations (lesions per annotated series, against ground_truth.json):")
+    started = time.perf_counter()
+    links = link_annotations(index)
+    lesions = 0
+    for patient in truth["patients"].values():
+        for study in patient["studies"]:
+            annotations = read_annotations(index, study["ct_series_uid"], links=links)
+            lesions += annotations.lesion_count
+            if annotations.lesion_count != len(study["lesions"]):
+                raise TciaTrialsError(
+                    f"study {study['study_uid']}: lesion count differs from the ground truth"
+                )
+            found = ", ".join(
+                f"{les.label} {les.volume_ml:.1f} mL [{'+'.join(les.sources)}]"
+                for les in annotations.lesions
+            )
+            echo(
+                f"   {patient['patient_id']} {study['time_point']:<22s} "
+                f"{'no findings' if annotations.no_findings else found}"
+            )
+    echo(
+        f"   {lesions} lesions, {len(links.orphans)} orphan annotation series, {time.perf_counter() - started:.2f} s"
+    )
+    return {"source": str(source), "volumes": len(images), "lesions": lesions, **counts}

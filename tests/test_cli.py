@@ -14,6 +14,7 @@ def test_demo_reads_every_volume_back(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--patients", "2"])
     assert result.exit_code == 0, result.output
     assert "geometry exact" in result.output
+    assert "lesions, 0 orphan annotation series" in result.output
     assert "MISMATCH" not in result.output
     rerun = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--patients", "1"])
     assert rerun.exit_code == 0, rerun.output
