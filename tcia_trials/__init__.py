@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
+from tcia_trials.build import build
 from tcia_trials.errors import (
     AnnotationError,
     DicomReadError,
@@ -21,8 +22,10 @@ from tcia_trials.errors import (
     SeriesNotFoundError,
     SuvError,
     TciaTrialsError,
+    UnknownBuilderError,
     UnsupportedTemplateError,
 )
+from tcia_trials.registry import builder, list_builders
 from tcia_trials.source.annotations import (
     Annotations,
     link_annotations,
@@ -60,10 +63,14 @@ __all__ = [
     "Study",
     "SuvError",
     "TciaTrialsError",
+    "UnknownBuilderError",
     "UnsupportedTemplateError",
     "Volume",
     "__version__",
+    "build",
+    "builder",
     "link_annotations",
+    "list_builders",
     "read_annotation_file",
     "read_annotations",
     "read_volume",

@@ -55,3 +55,11 @@ class UnsupportedTemplateError(AnnotationError):
 
 class MissingReferenceError(AnnotationError):
     """An annotation refers to images, a series or a frame of reference that is not available."""
+
+
+class UnknownBuilderError(_NotFoundError):
+    """No builder has this name (the message lists close matches and how to list all builders)."""
+
+
+class ClinicalDataError(TciaTrialsError, ValueError):
+    """A clinical sheet cannot be read or typed (missing column, duplicate id, bad value)."""

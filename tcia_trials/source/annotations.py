@@ -64,8 +64,8 @@ class Annotations:
     """
 
     series_uid: str
-    shape: tuple[int, int, int]
-    affine: np.ndarray
+    shape: tuple[int, int, int] | None  # None when read without the images
+    affine: np.ndarray | None
     lesions: tuple[Lesion, ...]
     no_findings: bool
     sources: tuple[AnnotationSource, ...]
@@ -385,6 +385,50 @@ def read_annotations(
         no_findings=no_findings and not lesions,
         sources=tuple(sources),
         problems=tuple(problems),
+    )
+
+
+def read_lesions_without_images(
+    index: Index,
+    series_uid: str,
+    *,
+    rules: AnnotationRules | None = None,
+    links: AnnotationLinks | None = None,
+) -> Annotations:
+    """The lesions of one image series from its annotation series alone, without reading its
+    images (which may not even be downloaded): seed points in LPS mm, volumes from SEG grids or
+    contour areas, time points, locations and SR measurements; no masks."""
+    rules = rules or AnnotationRules()
+    labeler = _Labeler(rules)
+    links = links or link_annotations(index, rules)
+    header_for = _header_lookup(index)
+    pieces: list[_Piece] = []
+    sources: list[AnnotationSource] = []
+    no_findings = False
+    for uid in links.by_image.get(series_uid, ()):
+        series = index.series[uid]
+        try:
+            found: list[_Piece] = []
+            for path in series.paths:
+                document = _read_document(series.modality, path, header=header_for)
+                pieces_of_file, negative = _pieces(document, labeler, None, 0.5)
+                found.extend(pieces_of_file)
+                no_findings |= negative
+        except TciaTrialsError as exc:
+            sources.append(
+                AnnotationSource(uid, series.modality, series.description, "skipped", str(exc))
+            )
+            continue
+        pieces.extend(found)
+        sources.append(AnnotationSource(uid, series.modality, series.description, "used"))
+    lesions = _lesions(pieces, None)
+    return Annotations(
+        series_uid=series_uid,
+        shape=None,
+        affine=None,
+        lesions=tuple(lesions),
+        no_findings=no_findings and not lesions,
+        sources=tuple(sources),
     )
 
 

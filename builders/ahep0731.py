@@ -1,0 +1,131 @@
+"""AHEP0731: pediatric liver cancer, NCTN tumor annotations (controlled access; data only)."""
+
+from tcia_trials.spec import (
+    DEFAULT_CONFIGS,
+    LICENSE_UNKNOWN,
+    AnnotationRules,
+    ClinicalSpec,
+    SourceCollection,
+    TrialSpec,
+)
+
+# Facts: DOIs from issue 4; annotation modalities (RTSTRUCT, SEG for ACNS0332 only) from
+# DESIGN.md.
+# Image title from TCIA's TCIA_NCTN_Annotations.ipynb (github.com/kirbyju/TCIA_Notebooks).
+# NCTN Data Archive link from the same notebook.
+# Annotation metadata CSV name (Metadata_Report_AHEP0731_2024_1_3.csv) from the same notebook.
+# Annotation title: TCIA's pattern "Annotations for <title> (<NAME>-Tumor-Annotations)" (seen for
+# ACNS0332, AREN0533, EAY131 and CPTAC); check it on the DOI page.
+# Neither source is in the IDC index (idc-index-data 25.0.5), so no license is stated:
+# LICENSE_UNKNOWN ("see TCIA page"), access "controlled" (DESIGN.md: NCTN annotation datasets
+# since 2025).
+SPEC = TrialSpec(
+    name="ahep0731",
+    title="AHEP0731 tumor annotations (NCTN)",
+    description="""\
+Tumor annotations of the Children's Oncology Group (COG) trial **AHEP0731** (pediatric liver
+cancer), published on TCIA by the NCI-funded NCTN annotation effort: radiologist-made 3D
+segmentations, seed points and "no findings" assessments, all stored as RTSTRUCT, on the trial's
+images ([images](https://doi.org/10.7937/F2DB-8826),
+[annotations](https://doi.org/10.7937/BDBN-NQ81)).
+
+- Lesions are paired with their seed points by the series description ("<time point>, <LOCATION>
+  - <n>" and "... - SEED POINT"); time points come from ClinicalTrialTimePointID.
+- Access: controlled since 2025 (dbGaP approval, CRDC manifest, TCIA Data Retriever); manual
+  download only.
+- Clinical data: the NCTN Data Archive (https://nctn-data-archive.nci.nih.gov/node/696),
+  supplied at build time; column types are inferred from the sheet and recorded in the output
+  and card.
+- Neither the images nor the annotations are in the IDC index (idc-index-data 25.0.5):
+  modalities, patient counts and licenses are on the TCIA pages.""",
+    trial_ids=("COG AHEP0731",),
+    homepage="https://doi.org/10.7937/F2DB-8826",
+    sources=(
+        SourceCollection(
+            name="AHEP0731",
+            title=(
+                "Risk-Based Therapy in Treating Younger Patients With Newly Diagnosed Liver Cancer "
+                "(AHEP0731)"
+            ),
+            doi="10.7937/F2DB-8826",
+            role="images",
+            license=LICENSE_UNKNOWN,
+            access="controlled",
+            note=(
+                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
+                "count are on the TCIA page."
+            ),
+        ),
+        SourceCollection(
+            name="AHEP0731-Tumor-Annotations",
+            title=(
+                "Annotations for Risk-Based Therapy in Treating Younger Patients With Newly "
+                "Diagnosed Liver Cancer (AHEP0731-Tumor-Annotations)"
+            ),
+            doi="10.7937/BDBN-NQ81",
+            role="annotations",
+            license=LICENSE_UNKNOWN,
+            access="controlled",
+            modalities=("RTSTRUCT",),
+            note=(
+                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
+                "count are on the TCIA page."
+            ),
+        ),
+    ),
+    citation="""\
+@misc{ahep0731_images,
+  title = {Risk-Based Therapy in Treating Younger Patients With Newly Diagnosed Liver Cancer (AHEP0731)},
+  publisher = {The Cancer Imaging Archive},
+  doi = {10.7937/F2DB-8826},
+  url = {https://doi.org/10.7937/F2DB-8826},
+  note = {Controlled access. Authors, year and version: see the DOI page.},
+}
+
+@misc{ahep0731_annotations,
+  title = {Annotations for Risk-Based Therapy in Treating Younger Patients With Newly Diagnosed Liver Cancer (AHEP0731-Tumor-Annotations)},
+  publisher = {The Cancer Imaging Archive},
+  doi = {10.7937/BDBN-NQ81},
+  url = {https://doi.org/10.7937/BDBN-NQ81},
+  note = {Controlled access. Authors, year and version: see the DOI page.},
+}""",
+    version="1.0.0",
+    release_notes={"1.0.0": "Initial release."},
+    configs=DEFAULT_CONFIGS,
+    # TCIA names the annotation metadata CSV Metadata_Report_AHEP0731_2024_1_3.csv
+    annotation_rules=AnnotationRules(annotation_csv_glob="Metadata_Report_*.csv"),
+    clinical=ClinicalSpec(
+        source="user",
+        instructions=(
+            "Clinical data of AHEP0731 are not part of the TCIA download: request them from the "
+            "NCTN Data Archive (https://nctn-data-archive.nci.nih.gov/node/696; register and "
+            'choose "Request Data" for this trial), then pass the sheet (.csv or .xlsx) and its '
+            "patient-id column at build time. Column types are inferred from the sheet and "
+            "recorded in the output and card."
+        ),
+    ),
+    manual_download_instructions="""\
+AHEP0731 and AHEP0731-Tumor-Annotations are controlled-access data (since 2025):
+1. Request access through dbGaP (the collection page https://doi.org/10.7937/F2DB-8826 explains
+   how).
+2. Once approved, download the CRDC manifests of the images (https://doi.org/10.7937/F2DB-8826)
+   and of the annotations (https://doi.org/10.7937/BDBN-NQ81) with your API key using the TCIA
+   Data Retriever, both into one folder, e.g. ~/TCIA/AHEP0731.
+3. Put TCIA's annotation metadata CSV from https://doi.org/10.7937/BDBN-NQ81 (published as
+   Metadata_Report_AHEP0731_2024_1_3.csv) in the top folder of the download; it links each
+   annotation to its image series (without it the links come from the references inside the
+   DICOM objects).
+4. Clinical data come from the NCTN Data Archive
+   (https://nctn-data-archive.nci.nih.gov/node/696); pass the sheet at build time.
+Then build: tcia-trials build ahep0731 --source ~/TCIA/AHEP0731 --out out""",
+    tags=(
+        "oncology",
+        "clinical-trial",
+        "nctn",
+        "pediatric",
+        "liver",
+        "segmentation",
+        "seed-points",
+        "controlled-access",
+    ),
+)

@@ -1,0 +1,135 @@
+"""AREN0532: Wilms tumor (stage I-III), NCTN tumor annotations (controlled access; data only)."""
+
+from tcia_trials.spec import (
+    DEFAULT_CONFIGS,
+    LICENSE_UNKNOWN,
+    AnnotationRules,
+    ClinicalSpec,
+    SourceCollection,
+    TrialSpec,
+)
+
+# Facts: DOIs from issue 4; annotation modalities (RTSTRUCT, SEG for ACNS0332 only) from
+# DESIGN.md.
+# Image title from TCIA's TCIA_NCTN_Annotations.ipynb (github.com/kirbyju/TCIA_Notebooks).
+# NCTN Data Archive link from the same notebook.
+# Annotation metadata CSV name (Metadata_Report_AREN0532_01122023.csv) from the same notebook.
+# NCT00352534: from TCIA's AREN0532 notebook (the trial to name in the NCTN Data Archive request).
+# Annotation title: TCIA's pattern "Annotations for <title> (<NAME>-Tumor-Annotations)" (seen for
+# ACNS0332, AREN0533, EAY131 and CPTAC); check it on the DOI page.
+# Neither source is in the IDC index (idc-index-data 25.0.5), so no license is stated:
+# LICENSE_UNKNOWN ("see TCIA page"), access "controlled" (DESIGN.md: NCTN annotation datasets
+# since 2025).
+SPEC = TrialSpec(
+    name="aren0532",
+    title="AREN0532 tumor annotations (NCTN)",
+    description="""\
+Tumor annotations of the Children's Oncology Group (COG) trial **AREN0532** (Wilms tumor (stage
+I-III)), published on TCIA by the NCI-funded NCTN annotation effort: radiologist-made 3D
+segmentations, seed points and "no findings" assessments, all stored as RTSTRUCT, on the trial's
+images ([images](https://doi.org/10.7937/6PJ1-M859),
+[annotations](https://doi.org/10.7937/kja4-1z76)).
+
+- Lesions are paired with their seed points by the series description ("<time point>, <LOCATION>
+  - <n>" and "... - SEED POINT"); time points come from ClinicalTrialTimePointID.
+- Access: controlled since 2025 (dbGaP approval, CRDC manifest, TCIA Data Retriever); manual
+  download only.
+- Clinical data: the NCTN Data Archive (https://nctn-data-archive.nci.nih.gov/node/689),
+  supplied at build time; column types are inferred from the sheet and recorded in the output
+  and card.
+- Neither the images nor the annotations are in the IDC index (idc-index-data 25.0.5):
+  modalities, patient counts and licenses are on the TCIA pages.""",
+    trial_ids=("NCT00352534", "COG AREN0532"),
+    homepage="https://doi.org/10.7937/6PJ1-M859",
+    sources=(
+        SourceCollection(
+            name="AREN0532",
+            title=(
+                "Vincristine, Dactinomycin, and Doxorubicin With or Without Radiation Therapy or "
+                "Observation Only in Treating Younger Patients Who Are Undergoing Surgery for "
+                "Newly Diagnosed Stage I, Stage II, or Stage III Wilms' Tumor (AREN0532)"
+            ),
+            doi="10.7937/6PJ1-M859",
+            role="images",
+            license=LICENSE_UNKNOWN,
+            access="controlled",
+            note=(
+                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
+                "count are on the TCIA page."
+            ),
+        ),
+        SourceCollection(
+            name="AREN0532-Tumor-Annotations",
+            title=(
+                "Annotations for Vincristine, Dactinomycin, and Doxorubicin With or Without "
+                "Radiation Therapy or Observation Only in Treating Younger Patients Who Are "
+                "Undergoing Surgery for Newly Diagnosed Stage I, Stage II, or Stage III Wilms' "
+                "Tumor (AREN0532-Tumor-Annotations)"
+            ),
+            doi="10.7937/kja4-1z76",
+            role="annotations",
+            license=LICENSE_UNKNOWN,
+            access="controlled",
+            modalities=("RTSTRUCT",),
+            note=(
+                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
+                "count are on the TCIA page."
+            ),
+        ),
+    ),
+    citation="""\
+@misc{aren0532_images,
+  title = {Vincristine, Dactinomycin, and Doxorubicin With or Without Radiation Therapy or Observation Only in Treating Younger Patients Who Are Undergoing Surgery for Newly Diagnosed Stage I, Stage II, or Stage III Wilms' Tumor (AREN0532)},
+  publisher = {The Cancer Imaging Archive},
+  doi = {10.7937/6PJ1-M859},
+  url = {https://doi.org/10.7937/6PJ1-M859},
+  note = {Controlled access. Authors, year and version: see the DOI page.},
+}
+
+@misc{aren0532_annotations,
+  title = {Annotations for Vincristine, Dactinomycin, and Doxorubicin With or Without Radiation Therapy or Observation Only in Treating Younger Patients Who Are Undergoing Surgery for Newly Diagnosed Stage I, Stage II, or Stage III Wilms' Tumor (AREN0532-Tumor-Annotations)},
+  publisher = {The Cancer Imaging Archive},
+  doi = {10.7937/kja4-1z76},
+  url = {https://doi.org/10.7937/kja4-1z76},
+  note = {Controlled access. Authors, year and version: see the DOI page.},
+}""",
+    version="1.0.0",
+    release_notes={"1.0.0": "Initial release."},
+    configs=DEFAULT_CONFIGS,
+    # TCIA names the annotation metadata CSV Metadata_Report_AREN0532_01122023.csv
+    annotation_rules=AnnotationRules(annotation_csv_glob="Metadata_Report_*.csv"),
+    clinical=ClinicalSpec(
+        source="user",
+        instructions=(
+            "Clinical data of AREN0532 are not part of the TCIA download: request them from the "
+            "NCTN Data Archive (https://nctn-data-archive.nci.nih.gov/node/689; register, choose "
+            '"Request Data", enter NCT00352534 as the trial and tick "Imaging Data Requested"), '
+            "then pass the sheet (.csv or .xlsx) and its patient-id column at build time. Column "
+            "types are inferred from the sheet and recorded in the output and card."
+        ),
+    ),
+    manual_download_instructions="""\
+AREN0532 and AREN0532-Tumor-Annotations are controlled-access data (since 2025):
+1. Request access through dbGaP (the collection page https://doi.org/10.7937/6PJ1-M859 explains
+   how).
+2. Once approved, download the CRDC manifests of the images (https://doi.org/10.7937/6PJ1-M859)
+   and of the annotations (https://doi.org/10.7937/kja4-1z76) with your API key using the TCIA
+   Data Retriever, both into one folder, e.g. ~/TCIA/AREN0532.
+3. Put TCIA's annotation metadata CSV from https://doi.org/10.7937/kja4-1z76 (published as
+   Metadata_Report_AREN0532_01122023.csv) in the top folder of the download; it links each
+   annotation to its image series (without it the links come from the references inside the
+   DICOM objects).
+4. Clinical data come from the NCTN Data Archive
+   (https://nctn-data-archive.nci.nih.gov/node/689); pass the sheet at build time.
+Then build: tcia-trials build aren0532 --source ~/TCIA/AREN0532 --out out""",
+    tags=(
+        "oncology",
+        "clinical-trial",
+        "nctn",
+        "pediatric",
+        "kidney",
+        "segmentation",
+        "seed-points",
+        "controlled-access",
+    ),
+)

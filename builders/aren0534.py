@@ -1,0 +1,133 @@
+"""AREN0534: Wilms tumor, NCTN tumor annotations (controlled access; data only)."""
+
+from tcia_trials.spec import (
+    DEFAULT_CONFIGS,
+    LICENSE_UNKNOWN,
+    AnnotationRules,
+    ClinicalSpec,
+    SourceCollection,
+    TrialSpec,
+)
+
+# Facts: DOIs from issue 4; annotation modalities (RTSTRUCT, SEG for ACNS0332 only) from
+# DESIGN.md.
+# Image title from TCIA's TCIA_NCTN_Annotations.ipynb (github.com/kirbyju/TCIA_Notebooks).
+# NCTN Data Archive link from the same notebook.
+# Annotation metadata CSV name (Metadata_Report_AREN0534_01122023.csv) from the same notebook.
+# NCT00945009: from TCIA's AREN0534 notebook (the trial to name in the NCTN Data Archive request).
+# Annotation title: TCIA's pattern "Annotations for <title> (<NAME>-Tumor-Annotations)" (seen for
+# ACNS0332, AREN0533, EAY131 and CPTAC); check it on the DOI page.
+# Neither source is in the IDC index (idc-index-data 25.0.5), so no license is stated:
+# LICENSE_UNKNOWN ("see TCIA page"), access "controlled" (DESIGN.md: NCTN annotation datasets
+# since 2025).
+SPEC = TrialSpec(
+    name="aren0534",
+    title="AREN0534 tumor annotations (NCTN)",
+    description="""\
+Tumor annotations of the Children's Oncology Group (COG) trial **AREN0534** (Wilms tumor),
+published on TCIA by the NCI-funded NCTN annotation effort: radiologist-made 3D segmentations,
+seed points and "no findings" assessments, all stored as RTSTRUCT, on the trial's images
+([images](https://doi.org/10.7937/TCIA.5M9S-6Y97),
+[annotations](https://doi.org/10.7937/N930-BM78)).
+
+- Lesions are paired with their seed points by the series description ("<time point>, <LOCATION>
+  - <n>" and "... - SEED POINT"); time points come from ClinicalTrialTimePointID.
+- Access: controlled since 2025 (dbGaP approval, CRDC manifest, TCIA Data Retriever); manual
+  download only.
+- Clinical data: the NCTN Data Archive (https://nctn-data-archive.nci.nih.gov/node/728),
+  supplied at build time; column types are inferred from the sheet and recorded in the output
+  and card.
+- Neither the images nor the annotations are in the IDC index (idc-index-data 25.0.5):
+  modalities, patient counts and licenses are on the TCIA pages.""",
+    trial_ids=("NCT00945009", "COG AREN0534"),
+    homepage="https://doi.org/10.7937/TCIA.5M9S-6Y97",
+    sources=(
+        SourceCollection(
+            name="AREN0534",
+            title=(
+                "Combination Chemotherapy and Surgery in Treating Young Patients With Wilms Tumor "
+                "(AREN0534)"
+            ),
+            doi="10.7937/TCIA.5M9S-6Y97",
+            role="images",
+            license=LICENSE_UNKNOWN,
+            access="controlled",
+            note=(
+                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
+                "count are on the TCIA page."
+            ),
+        ),
+        SourceCollection(
+            name="AREN0534-Tumor-Annotations",
+            title=(
+                "Annotations for Combination Chemotherapy and Surgery in Treating Young Patients "
+                "With Wilms Tumor (AREN0534-Tumor-Annotations)"
+            ),
+            doi="10.7937/N930-BM78",
+            role="annotations",
+            license=LICENSE_UNKNOWN,
+            access="controlled",
+            modalities=("RTSTRUCT",),
+            note=(
+                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
+                "count are on the TCIA page."
+            ),
+        ),
+    ),
+    citation="""\
+@misc{aren0534_images,
+  title = {Combination Chemotherapy and Surgery in Treating Young Patients With Wilms Tumor (AREN0534)},
+  publisher = {The Cancer Imaging Archive},
+  doi = {10.7937/TCIA.5M9S-6Y97},
+  url = {https://doi.org/10.7937/TCIA.5M9S-6Y97},
+  note = {Controlled access. Authors, year and version: see the DOI page.},
+}
+
+@misc{aren0534_annotations,
+  title = {Annotations for Combination Chemotherapy and Surgery in Treating Young Patients With Wilms Tumor (AREN0534-Tumor-Annotations)},
+  publisher = {The Cancer Imaging Archive},
+  doi = {10.7937/N930-BM78},
+  url = {https://doi.org/10.7937/N930-BM78},
+  note = {Controlled access. Authors, year and version: see the DOI page.},
+}""",
+    version="1.0.0",
+    release_notes={"1.0.0": "Initial release."},
+    configs=DEFAULT_CONFIGS,
+    # TCIA names the annotation metadata CSV Metadata_Report_AREN0534_01122023.csv
+    annotation_rules=AnnotationRules(annotation_csv_glob="Metadata_Report_*.csv"),
+    clinical=ClinicalSpec(
+        source="user",
+        instructions=(
+            "Clinical data of AREN0534 are not part of the TCIA download: request them from the "
+            "NCTN Data Archive (https://nctn-data-archive.nci.nih.gov/node/728; register, choose "
+            '"Request Data", enter NCT00945009 as the trial and tick "Imaging Data Requested"), '
+            "then pass the sheet (.csv or .xlsx) and its patient-id column at build time. Column "
+            "types are inferred from the sheet and recorded in the output and card."
+        ),
+    ),
+    manual_download_instructions="""\
+AREN0534 and AREN0534-Tumor-Annotations are controlled-access data (since 2025):
+1. Request access through dbGaP (the collection page https://doi.org/10.7937/TCIA.5M9S-6Y97
+   explains how).
+2. Once approved, download the CRDC manifests of the images
+   (https://doi.org/10.7937/TCIA.5M9S-6Y97) and of the annotations
+   (https://doi.org/10.7937/N930-BM78) with your API key using the TCIA Data Retriever, both
+   into one folder, e.g. ~/TCIA/AREN0534.
+3. Put TCIA's annotation metadata CSV from https://doi.org/10.7937/N930-BM78 (published as
+   Metadata_Report_AREN0534_01122023.csv) in the top folder of the download; it links each
+   annotation to its image series (without it the links come from the references inside the
+   DICOM objects).
+4. Clinical data come from the NCTN Data Archive
+   (https://nctn-data-archive.nci.nih.gov/node/728); pass the sheet at build time.
+Then build: tcia-trials build aren0534 --source ~/TCIA/AREN0534 --out out""",
+    tags=(
+        "oncology",
+        "clinical-trial",
+        "nctn",
+        "pediatric",
+        "kidney",
+        "segmentation",
+        "seed-points",
+        "controlled-access",
+    ),
+)

@@ -1,0 +1,270 @@
+"""``tt.build``: a builder's spec + a download -> versioned dataset folders."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+from tcia_trials import examples as ex
+from tcia_trials import hf
+from tcia_trials.errors import ClinicalDataError, DownloadLayoutError
+from tcia_trials.registry import builder
+from tcia_trials.schema import config_fields
+from tcia_trials.source.annotations import link_annotations
+from tcia_trials.source.clinical import ClinicalTable, read_clinical_table
+from tcia_trials.source.index import scan
+from tcia_trials.spec import TrialSpec
+
+#: Configs this version writes (slices_2d is specified but not produced yet; see README).
+BUILT_CONFIGS = ("volume", "lesions", "lesion_patches", "clinical")
+FORMATS = ("hf",)
+
+
+@dataclass
+class BuildResult:
+    """What a build wrote and what it skipped."""
+
+    name: str
+    version: str
+    out: Path
+    configs: dict[str, dict[str, int]] = field(default_factory=dict)  # config -> split -> examples
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (config, what, why)
+    orphans: dict[str, str] = field(default_factory=dict)
+    clinical_schema: dict[str, str] = field(default_factory=dict)
+    images_without_clinical: tuple[str, ...] = ()
+    clinical_without_images: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+def build(
+    name: str,
+    source: str | PathLike[str],
+    out: str | PathLike[str],
+    *,
+    formats: Iterable[str] = ("hf",),
+    config: str | Iterable[str] | None = None,
+    num_proc: int = 1,
+    clinical: str | PathLike[str] | None = None,
+    patient_column: str | None = None,
+) -> BuildResult:
+    """Build a dataset from a download.
+
+    Parameters
+    ----------
+    name:
+        Builder name (``tcia_trials.list_builders()``).
+    source:
+        The download folder (NBIA / TCIA Data Retriever, IDC, or plain DICOM folders).
+    out:
+        Output folder; ``out/<name>`` receives the HuggingFace dataset.
+    formats:
+        "hf" (Parquet shards + hub card).
+    config:
+        One config name or several; all the builder's buildable configs by default.
+    num_proc:
+        Worker processes reading series in parallel (the output is identical).
+    clinical, patient_column:
+        The clinical sheet (csv/xlsx) and its patient-id column when the builder's clinical
+        data are supplied by the user (NCTN Data Archive sheets, ``generic``).
+    """
+    started = time.perf_counter()
+    spec = builder(name)
+    formats = tuple(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(
+            f"unknown output format(s) {unknown}; this version writes {', '.join(FORMATS)}"
+        )
+    configs = _configs(spec, config)
+    source = Path(source).expanduser()
+    if not source.is_dir():
+        raise DownloadLayoutError(
+            f"source {source} is not a folder; pass the download folder of {spec.title}"
+        )
+    index = scan(source)
+    links = link_annotations(index, spec.annotation_rules)
+    table = _clinical_table(spec, source, clinical, patient_column)
+    annotated = [uid for uid in links.by_image if uid in index.series]
+    patients_with_images = {index.series[uid].patient_id for uid in annotated}
+    if not annotated:
+        raise DownloadLayoutError(
+            f"{source}: no annotated image series for builder {spec.name!r} ({index.summary()['series']} series "
+            f"indexed, {len(links.orphans)} annotation series without their images). Is this a download of "
+            f"{spec.title}?"
+        )
+    ctx = ex.ExampleContext(
+        index=index,
+        links=links,
+        rules=spec.annotation_rules,
+        split=spec.splits.assign,
+        clinical_rows=_clinical_rows(table, patients_with_images),
+        clinical_columns=tuple(table.schema()) if table else (),
+        image_dtype=ex.image_dtype_for(index, annotated),
+        patch_shape=tuple(spec.config("lesion_patches").patch_size or (32, 64, 64))
+        if "lesion_patches" in spec.config_names
+        else (32, 64, 64),
+    )
+    target = Path(out).expanduser() / spec.name
+    target.mkdir(parents=True, exist_ok=True)
+    result = BuildResult(spec.name, spec.version, target, orphans=dict(links.orphans))
+    if table is not None:
+        result.clinical_schema = table.schema()
+        reconciliation = table.reconcile(patients_with_images)
+        result.images_without_clinical = reconciliation.images_without_clinical
+        result.clinical_without_images = reconciliation.clinical_without_images
+    for config_name in configs:
+        fields = config_fields(
+            config_name,
+            image_dtype=ctx.image_dtype,
+            patch_shape=ctx.patch_shape,
+            clinical=table.schema() if table else {},
+        )
+        ctx.skips = []
+        if config_name == "clinical":
+            stream = ex.clinical_examples(ctx, patients_with_images)
+        else:
+            stream = ex.iter_examples(ctx, config_name, num_proc=num_proc)
+        splits = hf.write_config(target, config_name, fields, stream)
+        files = [name for record in splits.values() for name in record.files]
+        hf.write_build_record(
+            target,
+            config_name,
+            {
+                "builder": spec.name,
+                "version": spec.version,
+                "config": config_name,
+                "features": hf.hf_features(fields).to_dict(),
+                "splits": [
+                    {"name": r.name, "num_examples": r.num_examples, "num_bytes": r.num_bytes}
+                    for r in splits.values()
+                ],
+                "checksums": hf.file_checksums(target, files),
+                "skipped": [{"what": what, "why": why} for what, why in ctx.skips],
+                "clinical_schema": result.clinical_schema,
+            },
+        )
+        result.configs[config_name] = {r.name: r.num_examples for r in splits.values()}
+        result.skipped.extend((config_name, what, why) for what, why in ctx.skips)
+    _write_card(target, spec)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _configs(spec: TrialSpec, config: str | Iterable[str] | None) -> tuple[str, ...]:
+    wanted = (
+        tuple(c for c in spec.config_names if c in BUILT_CONFIGS)
+        if config is None
+        else ((config,) if isinstance(config, str) else tuple(config))
+    )
+    for name in wanted:
+        if name not in spec.config_names:
+            raise ValueError(
+                f"builder {spec.name!r} has no config {name!r}; its configs: {', '.join(spec.config_names)}"
+            )
+        if name not in BUILT_CONFIGS:
+            raise ValueError(
+                f"config {name!r} is specified but not produced by this version (built: {', '.join(BUILT_CONFIGS)})"
+            )
+    if "clinical" in wanted and spec.clinical.source == "none":
+        wanted = tuple(c for c in wanted if c != "clinical")
+    return wanted
+
+
+def _clinical_table(
+    spec: TrialSpec, source: Path, clinical: str | PathLike[str] | None, patient_column: str | None
+) -> ClinicalTable | None:
+    clinical_spec = spec.clinical
+    path: Path | None = Path(clinical).expanduser() if clinical else None
+    if path is None and clinical_spec.source == "tcia" and clinical_spec.file_glob:
+        matches = sorted(source.glob(clinical_spec.file_glob))
+        path = matches[0] if matches else None
+        if path is None:
+            raise ClinicalDataError(
+                f"{source}: no clinical sheet matching {clinical_spec.file_glob!r}; {clinical_spec.instructions}".rstrip(
+                    "; "
+                )
+            )
+    if path is None:
+        return None
+    column = patient_column or clinical_spec.patient_id_column
+    if column is None:
+        raise ClinicalDataError(
+            f"{path}: say which column holds the patient id (patient_column=...)"
+        )
+    policy = "raise" if clinical_spec.on_invalid == "raise" else "null"
+    return read_clinical_table(
+        path,
+        patient_column=column,
+        types=dict(clinical_spec.column_types) if clinical_spec.column_types else None,
+        sheet=clinical_spec.sheet,
+        on_invalid=policy,
+    )
+
+
+def _clinical_rows(
+    table: ClinicalTable | None, patients_with_images: set[str]
+) -> dict[str, dict | None]:
+    if table is None:
+        return {}
+    rows: dict[str, dict | None] = dict(table.rows)
+    for patient in patients_with_images:
+        rows[patient] = table.row(patient)
+    reconciliation = table.reconcile(patients_with_images)
+    for sheet_id in set(reconciliation.matched.values()) - set(reconciliation.matched):
+        rows.pop(sheet_id, None)  # known under its image patient id
+    return rows
+
+
+def _write_card(target: Path, spec: TrialSpec) -> None:
+    records = hf.read_build_records(target)
+    yaml_header = hf.card_yaml(
+        records,
+        license_id=_hub_license(spec),
+        pretty_name=spec.title,
+        tags=("medical", "radiology", "clinical-trial", *spec.tags),
+    )
+    configs = ", ".join(f"`{name}`" for name in records)
+    body = f"""# {spec.title}
+
+{spec.description}
+
+Built by [tcia-trials](https://pypi.org/project/tcia-trials/) builder `{spec.name}` version {spec.version}
+({spec.current_release_notes}). Configs: {configs}.
+
+## Load
+
+```python
+import datasets
+ds = datasets.load_dataset("path/to/{spec.name}", "volume", split="train")
+ds = ds.with_format("numpy", dtype=None)   # keep int16 / uint8 / uint32 as stored
+ex = ds[0]
+image = ex["image"].reshape(ex["image_shape"])   # (slices, rows, cols); geometry in ex["affine"] (LPS mm)
+```
+
+## License
+
+{spec.license_summary()}
+
+## Citation
+
+```bibtex
+{spec.citation}
+```
+"""
+    hf.write_card(target, yaml_header, body)
+    (target / ".tcia_trials" / "spec.json").write_text(
+        json.dumps({"name": spec.name, "version": spec.version, "title": spec.title}, indent=2)
+        + "\n"
+    )
+
+
+def _hub_license(spec: TrialSpec) -> str:
+    names = {s.license.short_name.lower() for s in spec.sources}
+    if len(names) == 1:
+        (only,) = names
+        return only.replace(" ", "-")
+    return "other"

@@ -1,0 +1,325 @@
+"""The one place where a study becomes examples, in the neutral schema (writer-agnostic).
+
+Every generator yields ``(key, split, example)`` in a deterministic order (patients, then
+studies, then series, then lesions, sorted); ``key`` is stable across runs and machines.
+Images are read one series at a time, so memory stays bounded by the largest series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tcia_trials.errors import TciaTrialsError
+from tcia_trials.source import geometry
+from tcia_trials.source.annotations import (
+    AnnotationLinks,
+    Annotations,
+    read_annotations,
+    read_lesions_without_images,
+)
+from tcia_trials.source.index import Index
+from tcia_trials.source.lesions import Lesion
+from tcia_trials.source.volume import Volume, read_volume
+from tcia_trials.spec import AnnotationRules
+
+Example = dict[str, object]
+
+#: Padding of patches that cross the image border, by modality (documented in the card).
+PAD_VALUES = {"CT": -1024.0}
+
+
+@dataclass
+class ExampleContext:
+    """What every config's examples are made from."""
+
+    index: Index
+    links: AnnotationLinks
+    rules: AnnotationRules
+    split: Callable[[str], str]  # patient id -> split name
+    clinical_rows: Mapping[str, Mapping[str, object] | None] = field(default_factory=dict)
+    clinical_columns: tuple[str, ...] = ()
+    image_dtype: str = "float32"
+    patch_shape: tuple[int, int, int] = (32, 64, 64)
+    skips: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
+
+    def clinical(self, patient_id: str) -> dict[str, object] | None:
+        if not self.clinical_columns:
+            return None
+        row = self.clinical_rows.get(patient_id) or {}
+        return {column: row.get(column) for column in self.clinical_columns}
+
+    def annotated_series(self) -> list[str]:
+        """Annotated image series, ordered by patient, study and series UID."""
+        series = [self.index.series[uid] for uid in self.links.by_image if uid in self.index.series]
+        return [
+            s.series_uid
+            for s in sorted(series, key=lambda s: (s.patient_id, s.study_uid, s.series_uid))
+        ]
+
+
+def image_dtype_for(index: Index, series_uids: list[str]) -> str:
+    """int16 when every annotated series is CT (HU), else float32 (lossless for int16, uint16
+    and float32 values alike)."""
+    return (
+        "int16"
+        if series_uids and all(index.series[u].modality == "CT" for u in series_uids)
+        else "float32"
+    )
+
+
+def _ids(ctx: ExampleContext, series_uid: str, time_point: str | None) -> Example:
+    series = ctx.index.series[series_uid]
+    return {
+        "patient_id": series.patient_id,
+        "study_uid": series.study_uid,
+        "series_uid": series_uid,
+        "time_point": time_point or series.time_point,
+        "modality": series.modality,
+    }
+
+
+def _with_clinical(ctx: ExampleContext, example: Example, patient_id: str) -> Example:
+    clinical = ctx.clinical(patient_id)
+    if clinical is not None:
+        example["clinical"] = clinical
+    return example
+
+
+def lesion_record(lesion: Lesion) -> Example:
+    """A lesion in the neutral schema (missing values are None; absent points are empty)."""
+    return {
+        "lesion_id": lesion.lesion_id,
+        "label": lesion.label,
+        "location": lesion.location,
+        "sources": list(lesion.sources),
+        "source_series_uids": list(lesion.source_series_uids),
+        "seed_lps": list(lesion.seed_lps) if lesion.seed_lps is not None else [],
+        "seed_voxel": list(lesion.seed_voxel) if lesion.seed_voxel is not None else [],
+        "voxel_count": lesion.voxel_count,
+        "volume_ml": lesion.volume_ml,
+        "longest_diameter_mm": lesion.longest_diameter_mm,
+        "bbox": list(lesion.bbox) if lesion.bbox is not None else [],
+        "suv_max": lesion.suv_max,
+        "suv_mean": lesion.suv_mean,
+        "mtv_ml": lesion.mtv_ml,
+        "tlg": lesion.tlg,
+        "tracking_uid": lesion.tracking_uid,
+        "flags": list(lesion.flags),
+    }
+
+
+def _cast(array: np.ndarray, dtype: str, series_uid: str) -> np.ndarray:
+    if array.dtype == np.dtype(dtype):
+        return array
+    cast = array.astype(dtype)
+    if not np.array_equal(cast, array):
+        raise TciaTrialsError(
+            f"series {series_uid}: its {array.dtype} voxels do not fit the dataset's {dtype} image "
+            "feature losslessly"
+        )
+    return cast
+
+
+def _geometry(volume: Volume) -> Example:
+    return {
+        "spacing": np.asarray(volume.spacing, dtype=np.float64),
+        "origin": np.asarray(volume.origin, dtype=np.float64),
+        "direction": volume.direction.astype(np.float64),
+        "affine": volume.affine,
+    }
+
+
+Keyed = tuple[str, str, Example]  # (key, split, example)
+Skip = tuple[str, str]  # (what, why)
+
+
+def _read(ctx: ExampleContext, series_uid: str) -> tuple[Volume, Annotations]:
+    volume = read_volume(ctx.index, series_uid)
+    return volume, read_annotations(
+        ctx.index, series_uid, volume=volume, rules=ctx.rules, links=ctx.links
+    )
+
+
+def volume_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], list[Skip]]:
+    """One example per annotated image series: the whole volume, its lesion bit planes, lesions."""
+    volume, annotations = _read(ctx, series_uid)
+    time_point = next((les.time_point for les in annotations.lesions if les.time_point), None)
+    example = _ids(ctx, series_uid, time_point)
+    example.update(
+        units=volume.units,
+        image=_cast(volume.array, ctx.image_dtype, series_uid),
+        image_shape=np.asarray(volume.shape, dtype=np.int32),
+        **_geometry(volume),
+        mask=annotations.bitmask().astype(np.uint32),
+        lesions=[lesion_record(lesion) for lesion in annotations.lesions],
+        no_findings=annotations.no_findings,
+        lesion_count=annotations.lesion_count,
+        total_volume_ml=annotations.total_volume_ml,
+    )
+    patient = str(example["patient_id"])
+    return [(series_uid, ctx.split(patient), _with_clinical(ctx, example, patient))], []
+
+
+def lesion_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], list[Skip]]:
+    """One row per lesion from the annotation series alone (no image decoding); a study
+    annotated as having no lesion gives one row with ``no_findings`` and null lesion fields."""
+    annotations = read_lesions_without_images(
+        ctx.index, series_uid, rules=ctx.rules, links=ctx.links
+    )
+    patient = ctx.index.series[series_uid].patient_id
+    rows = [
+        (lesion.lesion_id, lesion_record(lesion), lesion.time_point)
+        for lesion in annotations.lesions
+    ]
+    if not rows and annotations.no_findings:
+        empty = dict.fromkeys(lesion_record(Lesion("", "")))
+        empty.update(
+            sources=[], source_series_uids=[], seed_lps=[], seed_voxel=[], bbox=[], flags=[]
+        )
+        rows = [("no-findings", empty, None)]
+    keyed = []
+    for lesion_id, record, time_point in rows:
+        example = {
+            **_ids(ctx, series_uid, time_point),
+            "no_findings": lesion_id == "no-findings",
+            **record,
+        }
+        keyed.append(
+            (f"{series_uid}/{lesion_id}", ctx.split(patient), _with_clinical(ctx, example, patient))
+        )
+    return keyed, []
+
+
+def patch_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], list[Skip]]:
+    """One example per lesion: a fixed-size patch centred on its seed point (or, without a
+    seed, on the centre of its mask's bounding box), with the lesion's mask crop."""
+    volume, annotations = _read(ctx, series_uid)
+    pad = PAD_VALUES.get(volume.modality, 0.0)
+    patient = ctx.index.series[series_uid].patient_id
+    keyed: list[Keyed] = []
+    skips: list[Skip] = []
+    for lesion in annotations.lesions:
+        centre = _patch_centre(lesion)
+        if centre is None:
+            skips.append(
+                (f"{series_uid}/{lesion.lesion_id}", "no seed point and no mask: no patch centre")
+            )
+            continue
+        patch, start, valid = crop_patch(volume.array, centre, ctx.patch_shape, pad)
+        mask = lesion.mask if lesion.mask is not None else np.zeros(volume.shape, dtype=bool)
+        patch_mask, _, _ = crop_patch(mask, centre, ctx.patch_shape, False)
+        example = _ids(ctx, series_uid, lesion.time_point)
+        example.update(
+            units=volume.units,
+            **lesion_record(lesion),
+            patch=_cast(patch, ctx.image_dtype, series_uid),
+            patch_mask=patch_mask.astype(np.uint8),
+            patch_start=np.asarray(start, dtype=np.int32),
+            valid_box=np.asarray(valid, dtype=np.int32),
+            pad_value=float(pad),
+            spacing=np.asarray(volume.spacing, dtype=np.float64),
+            direction=volume.direction.astype(np.float64),
+            patch_origin=geometry.index_to_lps(volume.affine, np.asarray(start, dtype=np.float64)),
+        )
+        keyed.append(
+            (
+                f"{series_uid}/{lesion.lesion_id}",
+                ctx.split(patient),
+                _with_clinical(ctx, example, patient),
+            )
+        )
+    return keyed, skips
+
+
+def _patch_centre(lesion: Lesion) -> tuple[int, int, int] | None:
+    if lesion.seed_voxel is not None:
+        return tuple(int(np.floor(v + 0.5)) for v in lesion.seed_voxel)  # type: ignore[return-value]
+    if lesion.bbox is not None:
+        k0, j0, i0, k1, j1, i1 = lesion.bbox
+        return ((k0 + k1 - 1) // 2, (j0 + j1 - 1) // 2, (i0 + i1 - 1) // 2)
+    return None
+
+
+def crop_patch(
+    array: np.ndarray, centre: tuple[int, int, int], shape: tuple[int, int, int], pad: float | bool
+) -> tuple[np.ndarray, tuple[int, int, int], tuple[int, ...]]:
+    """A ``shape`` patch of ``array`` whose centre voxel (index ``shape // 2``) is ``centre``.
+
+    Returns the patch (padded with ``pad`` outside the array), the array index of its first
+    voxel, and the valid region inside the patch as ``(k0, j0, i0, k1, j1, i1)``.
+    """
+    start = tuple(c - s // 2 for c, s in zip(centre, shape, strict=True))
+    patch = np.full(shape, pad, dtype=array.dtype)
+    source, target, valid = [], [], []
+    for axis, (first, size) in enumerate(zip(start, shape, strict=True)):
+        lo = min(max(first, 0), array.shape[axis])
+        hi = max(min(first + size, array.shape[axis]), lo)
+        source.append(slice(lo, hi))
+        target.append(slice(lo - first, hi - first))
+        valid.append((min(max(lo - first, 0), size), min(max(hi - first, 0), size)))
+    patch[tuple(target)] = array[tuple(source)]
+    return patch, start, tuple(v[0] for v in valid) + tuple(v[1] for v in valid)
+
+
+def clinical_examples(
+    ctx: ExampleContext, patients_with_images: set[str]
+) -> Iterator[tuple[str, str, Example]]:
+    """One row per patient of the clinical sheet (and per imaged patient without a row)."""
+    for patient in sorted(set(ctx.clinical_rows) | patients_with_images):
+        example = {"patient_id": patient, "has_images": patient in patients_with_images}
+        yield patient, ctx.split(patient), _with_clinical(ctx, example, patient)
+
+
+PER_SERIES = {
+    "volume": volume_examples,
+    "lesions": lesion_examples,
+    "lesion_patches": patch_examples,
+}
+
+_worker_context: ExampleContext | None = None
+
+
+def _init_worker(ctx: ExampleContext) -> None:
+    global _worker_context
+    _worker_context = ctx
+
+
+def _run(task: tuple[str, str]) -> tuple[list[Keyed], list[Skip]]:
+    config, series_uid = task
+    assert _worker_context is not None
+    return _examples_of_series(_worker_context, config, series_uid)
+
+
+def _examples_of_series(
+    ctx: ExampleContext, config: str, series_uid: str
+) -> tuple[list[Keyed], list[Skip]]:
+    """A series' examples, or a recorded skip naming the series and the problem."""
+    try:
+        return PER_SERIES[config](ctx, series_uid)
+    except TciaTrialsError as exc:
+        return [], [(series_uid, str(exc))]
+
+
+def iter_examples(ctx: ExampleContext, config: str, *, num_proc: int = 1) -> Iterator[Keyed]:
+    """The examples of a config in deterministic order; skips are appended to ``ctx.skips``.
+
+    With ``num_proc > 1`` series are read in worker processes; the order stays the same.
+    """
+    tasks = [(config, uid) for uid in ctx.annotated_series()]
+    if num_proc <= 1:
+        results = (_examples_of_series(ctx, config, uid) for _, uid in tasks)
+        for examples, skips in results:
+            ctx.skips.extend(skips)
+            yield from examples
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(
+        num_proc, initializer=_init_worker, initargs=(ctx,)
+    ) as pool:
+        for examples, skips in pool.imap(_run, tasks):
+            ctx.skips.extend(skips)
+            yield from examples

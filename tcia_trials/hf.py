@@ -1,0 +1,244 @@
+"""HuggingFace output: the neutral schema as ``datasets.Features``, sharded Parquet, hub card YAML.
+
+Layout of a built dataset folder (what ``datasets.load_dataset(folder, config)`` reads, with or
+without tcia-trials installed)::
+
+    README.md                                   hub card: YAML configs + dataset_info, then prose
+    data/<config>/<split>-00000-of-00002.parquet
+    .tcia_trials/<config>.json                  build record (features, splits, sizes, checksums)
+
+Storage choices (measured, see README "Benchmarks"): whole volumes vary in rows x cols, which
+``Array3D`` cannot hold (only its first dimension may vary), and nested lists decode ~20x slower
+than flat ones, so volumes and masks are flat ``List(Value(dtype))`` next to an explicit
+``image_shape``; fixed-size patches are ``Array3D``; geometry is ``Array2D``/fixed lists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tcia_trials.schema import Field
+
+#: Target size of one Parquet shard (bytes of encoded examples).
+MAX_SHARD_BYTES = 256 * 2**20
+#: Rows per Parquet row group, by config: one volume per group keeps streaming memory bounded.
+ROWS_PER_GROUP = {"volume": 1, "lesion_patches": 32}
+DEFAULT_ROWS_PER_GROUP = 1000
+
+
+def hf_feature(field: Field):
+    """The ``datasets`` feature of one neutral field."""
+    import datasets
+
+    if field.is_records:
+        return datasets.List({f.name: hf_feature(f) for f in field.fields})
+    if field.is_record:
+        return {f.name: hf_feature(f) for f in field.fields}
+    value = datasets.Value(field.dtype)
+    if field.is_list or field.is_flat_tensor:
+        return datasets.List(value)
+    if field.is_fixed_tensor:
+        if len(field.shape) == 1:
+            return datasets.List(value, length=field.shape[0])
+        array_type = {2: datasets.Array2D, 3: datasets.Array3D, 4: datasets.Array4D}[
+            len(field.shape)
+        ]
+        return array_type(shape=field.shape, dtype=field.dtype)
+    return value
+
+
+def hf_features(fields: Iterable[Field]):
+    import datasets
+
+    return datasets.Features({f.name: hf_feature(f) for f in fields})
+
+
+def encode(fields: Iterable[Field], example: Mapping[str, object]) -> dict[str, object]:
+    """An example ready for the Arrow writer: variable-shape tensors flattened."""
+    encoded: dict[str, object] = {}
+    for field in fields:
+        value = example.get(field.name)
+        if field.is_records:
+            encoded[field.name] = [encode(field.fields, item) for item in value or []]  # type: ignore[union-attr]
+        elif field.is_record:
+            encoded[field.name] = encode(field.fields, value or {}) if value is not None else None  # type: ignore[arg-type]
+        elif field.is_flat_tensor:
+            encoded[field.name] = np.ascontiguousarray(value, dtype=field.dtype).ravel()
+        elif field.is_fixed_tensor:
+            encoded[field.name] = np.asarray(value, dtype=field.dtype)
+        else:
+            encoded[field.name] = value
+    return encoded
+
+
+def decode_volume(example: Mapping[str, object]) -> dict[str, object]:
+    """Reshape a ``volume`` example's flat ``image`` and ``mask`` to (slices, rows, cols)."""
+    shape = tuple(int(v) for v in example["image_shape"])  # type: ignore[union-attr]
+    decoded = dict(example)
+    for name in ("image", "mask"):
+        decoded[name] = np.asarray(example[name]).reshape(shape)
+    return decoded
+
+
+@dataclass(frozen=True)
+class SplitRecord:
+    name: str
+    num_examples: int
+    num_bytes: int
+    files: tuple[str, ...]
+
+
+def write_config(
+    out: Path,
+    config: str,
+    fields: tuple[Field, ...],
+    examples: Iterable[tuple[str, str, Mapping[str, object]]],
+    *,
+    max_shard_bytes: int = MAX_SHARD_BYTES,
+) -> dict[str, SplitRecord]:
+    """Write one config's examples as sharded Parquet under ``out/data/<config>/``.
+
+    Shards are written into a temporary folder that replaces the config's folder only when every
+    shard is complete, so an interrupted build never leaves a dataset that looks finished.
+    """
+    from datasets.arrow_writer import ParquetWriter
+
+    features = hf_features(fields)
+    final = out / "data" / config
+    staging = out / "data" / f".{config}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    rows_per_group = ROWS_PER_GROUP.get(config, DEFAULT_ROWS_PER_GROUP)
+    writers: dict[str, tuple[ParquetWriter, int]] = {}
+    shards: dict[str, list[Path]] = {}
+    counts: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    current: dict[str, int] = {}
+    try:
+        for _key, split, example in examples:
+            row = encode(fields, example)
+            nbytes = _nbytes(row)
+            if (
+                split in writers
+                and current[split] + nbytes > max_shard_bytes
+                and current[split] > 0
+            ):
+                writers.pop(split)[0].finalize()
+            if split not in writers:
+                path = staging / f"{split}-{len(shards.setdefault(split, [])):05d}.parquet"
+                shards[split].append(path)
+                writers[split] = (
+                    ParquetWriter(
+                        path=str(path), features=features, writer_batch_size=rows_per_group
+                    ),
+                    0,
+                )
+                current[split] = 0
+            writers[split][0].write(row)
+            current[split] += nbytes
+            counts[split] = counts.get(split, 0) + 1
+            sizes[split] = sizes.get(split, 0) + nbytes
+        for writer, _ in writers.values():
+            writer.finalize()
+        writers.clear()
+        records = {}
+        for split, paths in sorted(shards.items()):
+            names = []
+            for number, path in enumerate(paths):
+                name = f"{split}-{number:05d}-of-{len(paths):05d}.parquet"
+                path.rename(staging / name)
+                names.append(f"data/{config}/{name}")
+            records[split] = SplitRecord(split, counts[split], sizes[split], tuple(names))
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+    finally:
+        for writer, _ in writers.values():
+            writer.close()
+        shutil.rmtree(staging, ignore_errors=True)
+    return records
+
+
+def _nbytes(value: object) -> int:
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_nbytes(v) for v in value)
+    if isinstance(value, str):
+        return len(value)
+    return 8
+
+
+def file_checksums(out: Path, files: Iterable[str]) -> dict[str, str]:
+    """sha256 of each built file, for ``verify`` and determinism checks."""
+    checksums = {}
+    for name in files:
+        digest = hashlib.sha256()
+        with open(out / name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        checksums[name] = digest.hexdigest()
+    return checksums
+
+
+def write_build_record(out: Path, config: str, record: dict) -> None:
+    folder = out / ".tcia_trials"
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(folder / f"{config}.json", json.dumps(record, indent=2) + "\n")
+
+
+def read_build_records(out: Path) -> dict[str, dict]:
+    folder = out / ".tcia_trials"
+    return (
+        {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+        if folder.is_dir()
+        else {}
+    )
+
+
+def card_yaml(
+    records: Mapping[str, dict], *, license_id: str, pretty_name: str, tags: Iterable[str]
+) -> str:
+    """The hub card's YAML header: configs (data files per split) and dataset_info (features,
+    splits, sizes), rendered by ``datasets`` itself so the hub parses it as it parses its own."""
+    import datasets
+    from datasets.info import DatasetInfo, DatasetInfosDict
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCardData
+
+    card = DatasetCardData(license=license_id, pretty_name=pretty_name, tags=sorted(tags))
+    infos, configs = {}, {}
+    for config, record in sorted(records.items()):
+        splits = datasets.SplitDict()
+        for split in record["splits"]:
+            splits.add(datasets.SplitInfo(split["name"], split["num_bytes"], split["num_examples"]))
+        features = datasets.Features.from_dict(record["features"])
+        infos[config] = DatasetInfo(features=features, config_name=config, splits=splits)
+        configs[config] = {
+            "data_files": [
+                {"split": split["name"], "path": f"data/{config}/{split['name']}-*.parquet"}
+                for split in record["splits"]
+            ]
+        }
+    DatasetInfosDict(infos).to_dataset_card_data(card)
+    MetadataConfigs(configs).to_dataset_card_data(card)
+    return card.to_yaml()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def write_card(out: Path, yaml_header: str, body: str) -> None:
+    _atomic_write(out / "README.md", f"---\n{yaml_header}\n---\n\n{body}")

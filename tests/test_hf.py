@@ -1,0 +1,202 @@
+"""HuggingFace output, end to end on the synthetic collection: build -> load_dataset -> compare
+with the direct reads (voxels bit-exact, geometry, lesions, clinical values and nulls)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+
+import tcia_trials as tt
+from tcia_trials.build import build
+from tcia_trials.source.annotations import read_lesions_without_images
+from tcia_trials.synthetic import generate_collection
+
+CONFIGS = ("volume", "lesions", "lesion_patches", "clinical")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf")
+    source = root / "source"
+    truth = json.loads(generate_collection(source, patients=4, seed=7).read_text())
+    result = build("synthetic_trial", source, root / "out")
+    index = tt.scan(source)
+    return result, index, truth, source
+
+
+def _load(result, config, split=None):
+    return datasets.load_dataset(str(result.out), config, split=split)
+
+
+def test_every_config_is_built_and_loads(built):
+    result, *_ = built
+    for config in CONFIGS:
+        loaded = _load(result, config)
+        assert {name: len(part) for name, part in loaded.items()} == result.configs[config]
+    assert not result.skipped
+
+
+def test_volume_examples_equal_direct_reads(built):
+    result, index, _, _ = built
+    links = tt.link_annotations(index)
+    checked = 0
+    for split in result.configs["volume"]:
+        for example in _load(result, "volume", split).with_format("numpy", dtype=None):
+            shape = tuple(example["image_shape"])
+            volume = tt.read_volume(index, example["series_uid"])
+            image = example["image"].reshape(shape)
+            assert image.dtype == np.float32  # CT and PET annotated: float32 holds both exactly
+            np.testing.assert_array_equal(image, volume.array)
+            np.testing.assert_array_equal(example["affine"], volume.affine)
+            np.testing.assert_array_equal(example["spacing"], volume.spacing)
+            annotations = tt.read_annotations(
+                index, example["series_uid"], volume=volume, links=links
+            )
+            mask = example["mask"].reshape(shape)
+            for bit, (stored, lesion) in enumerate(
+                zip(example["lesions"], annotations.lesions, strict=True)
+            ):
+                assert stored["label"] == lesion.label
+                np.testing.assert_array_equal((mask >> bit) & 1, lesion.mask)
+                np.testing.assert_allclose(stored["seed_lps"], lesion.seed_lps or np.zeros(0))
+                assert stored["volume_ml"] == pytest.approx(lesion.volume_ml)
+            assert bool(example["no_findings"]) == annotations.no_findings
+            checked += 1
+    assert checked == sum(result.configs["volume"].values())
+
+
+def test_lesion_rows_equal_annotation_only_reads(built):
+    result, index, truth, _ = built
+    rows = [row for split in result.configs["lesions"] for row in _load(result, "lesions", split)]
+    negatives = [row for row in rows if row["no_findings"]]
+    assert len(negatives) == sum(
+        s["no_findings"] for p in truth["patients"].values() for s in p["studies"]
+    )
+    assert all(row["lesion_id"] is None and row["volume_ml"] is None for row in negatives)
+    links = tt.link_annotations(index)
+    for row in rows:
+        if row["no_findings"]:
+            continue
+        expected = {
+            les.lesion_id: les
+            for les in read_lesions_without_images(index, row["series_uid"], links=links).lesions
+        }[row["lesion_id"]]
+        assert row["label"] == expected.label and row["time_point"] == expected.time_point
+        assert row["seed_lps"] == (list(expected.seed_lps) if expected.seed_lps else [])
+        assert (
+            row["volume_ml"] == pytest.approx(expected.volume_ml)
+            if expected.volume_ml
+            else row["volume_ml"] is None
+        )
+
+
+def test_patches_are_crops_around_the_seed(built):
+    result, index, _, _ = built
+    example = next(iter(_load(result, "lesion_patches", "test").with_format("numpy", dtype=None)))
+    volume = tt.read_volume(index, example["series_uid"])
+    k, j, i = (int(v) for v in example["patch_start"])
+    k0, j0, i0, k1, j1, i1 = (int(v) for v in example["valid_box"])
+    np.testing.assert_array_equal(
+        example["patch"][k0:k1, j0:j1, i0:i1],
+        volume.array[k + k0 : k + k1, j + j0 : j + j1, i + i0 : i + i1],
+    )
+    assert (example["patch"][:k0] == example["pad_value"]).all()
+    centre = np.array(example["patch"].shape) // 2
+    assert example["patch_mask"][tuple(centre)] == 1  # the seed is inside its lesion
+    np.testing.assert_allclose(
+        example["patch_origin"],
+        tt.Volume.affine.fget(volume)[:3, :3] @ [k, j, i] + volume.affine[:3, 3],
+    )
+
+
+def test_clinical_values_and_nulls(built):
+    result, _, truth, source = built
+    table = tt_clinical(source, truth)
+    rows = [row for split in result.configs["clinical"] for row in _load(result, "clinical", split)]
+    assert {row["patient_id"] for row in rows} == set(table.rows)
+    for row in rows:
+        assert row["clinical"] == table.rows[row["patient_id"]]
+    assert any(v is None for row in rows for v in row["clinical"].values())  # blanks stay null
+
+
+def tt_clinical(source: Path, truth: dict):
+    from tcia_trials.source.clinical import read_clinical_table
+
+    return read_clinical_table(
+        source / truth["clinical"]["csv"],
+        patient_column=truth["clinical"]["key"],
+        types=tt.builder("synthetic_trial").clinical.column_types,
+    )
+
+
+def test_splits_are_disjoint_by_patient_and_agree_across_configs(built):
+    result, *_ = built
+    split_of: dict[str, str] = {}
+    for config in CONFIGS:
+        for split in result.configs[config]:
+            for patient in _load(result, config, split)["patient_id"]:
+                assert split_of.setdefault(patient, split) == split
+
+
+def test_card_yaml_is_valid_for_the_hub(built):
+    from huggingface_hub import DatasetCard
+
+    result, *_ = built
+    card = DatasetCard.load(result.out / "README.md")
+    data = card.data.to_dict()
+    assert {c["config_name"] for c in data["configs"]} == set(CONFIGS)
+    for info in data["dataset_info"]:
+        features = datasets.Features._from_yaml_list(info["features"])
+        loaded = _load(result, info["config_name"], split="train")
+        assert loaded.features == features
+    assert data["license"] == "apache-2.0"
+
+
+def test_rebuild_gives_identical_shards(built, tmp_path):
+    result, _, _, source = built
+    again = build("synthetic_trial", source, tmp_path, config=("volume", "lesions"))
+    for config in ("volume", "lesions"):
+        first = json.loads((result.out / ".tcia_trials" / f"{config}.json").read_text())[
+            "checksums"
+        ]
+        second = json.loads((again.out / ".tcia_trials" / f"{config}.json").read_text())[
+            "checksums"
+        ]
+        assert first == second
+
+
+def test_streaming_and_a_fresh_environment_without_tcia_trials(built):
+    result, *_ = built
+    streamed = next(
+        iter(
+            datasets.load_dataset(str(result.out), "lesion_patches", split="train", streaming=True)
+        )
+    )
+    loaded = _load(result, "lesion_patches", "train")[0]
+    assert streamed["lesion_id"] == loaded["lesion_id"]
+    np.testing.assert_array_equal(np.array(streamed["patch"]), np.array(loaded["patch"]))
+    script = (
+        "import sys; sys.modules['tcia_trials'] = None\n"
+        "import datasets\n"
+        f"ds = datasets.load_dataset({str(result.out)!r}, 'volume', split='train')\n"
+        "ex = ds.with_format('numpy', dtype=None)[0]\n"
+        "print(ex['image'].reshape(ex['image_shape']).shape, ex['affine'].shape)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert "(4, 4)" in run.stdout
+
+
+def test_unknown_config_and_empty_source_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="has no config 'nope'"):
+        build("synthetic_trial", tmp_path, tmp_path / "out", config="nope")
+    with pytest.raises(tt.TciaTrialsError, match="is not a folder"):
+        build("synthetic_trial", tmp_path / "missing", tmp_path / "out")
