@@ -21,7 +21,9 @@ from tcia_trials.spec import TrialSpec
 
 #: Configs this version writes (slices_2d is specified but not produced yet; see README).
 BUILT_CONFIGS = ("volume", "lesions", "lesion_patches", "clinical")
-FORMATS = ("hf",)
+#: "hf": Parquet shards + hub card; "arrow": also the ``save_to_disk`` layout under
+#: ``<out>/<name>/arrow/<config>`` for ``datasets.load_from_disk`` (made from the Parquet shards).
+FORMATS = ("hf", "arrow")
 
 
 @dataclass
@@ -33,7 +35,8 @@ class BuildResult:
     out: Path
     configs: dict[str, dict[str, int]] = field(default_factory=dict)  # config -> split -> examples
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (config, what, why)
-    orphans: dict[str, str] = field(default_factory=dict)
+    orphans: dict[str, str] = field(default_factory=dict)  # annotation series without images
+    excluded: dict[str, str] = field(default_factory=dict)  # series that are not labels
     clinical_schema: dict[str, str] = field(default_factory=dict)
     images_without_clinical: tuple[str, ...] = ()
     clinical_without_images: tuple[str, ...] = ()
@@ -62,7 +65,7 @@ def build(
     out:
         Output folder; ``out/<name>`` receives the HuggingFace dataset.
     formats:
-        "hf" (Parquet shards + hub card).
+        "hf" (Parquet shards + hub card) and/or "arrow" (also the ``save_to_disk`` layout).
     config:
         One config name or several; all the builder's buildable configs by default.
     num_proc:
@@ -86,7 +89,7 @@ def build(
             f"source {source} is not a folder; pass the download folder of {spec.title}"
         )
     index = scan(source)
-    links = link_annotations(index, spec.annotation_rules)
+    links = link_annotations(index, spec.annotation_rules, spec.labels)
     table = _clinical_table(spec, source, clinical, patient_column)
     annotated = [uid for uid in links.by_image if uid in index.series]
     patients_with_images = {index.series[uid].patient_id for uid in annotated}
@@ -101,6 +104,7 @@ def build(
         links=links,
         rules=spec.annotation_rules,
         split=spec.splits.assign,
+        labels=spec.labels,
         clinical_rows=_clinical_rows(table, patients_with_images),
         clinical_columns=tuple(table.schema()) if table else (),
         image_dtype=ex.image_dtype_for(index, annotated),
@@ -110,7 +114,9 @@ def build(
     )
     target = Path(out).expanduser() / spec.name
     target.mkdir(parents=True, exist_ok=True)
-    result = BuildResult(spec.name, spec.version, target, orphans=dict(links.orphans))
+    result = BuildResult(
+        spec.name, spec.version, target, orphans=dict(links.orphans), excluded=dict(links.excluded)
+    )
     if table is not None:
         result.clinical_schema = table.schema()
         reconciliation = table.reconcile(patients_with_images)
@@ -150,6 +156,9 @@ def build(
         result.configs[config_name] = {r.name: r.num_examples for r in splits.values()}
         result.skipped.extend((config_name, what, why) for what, why in ctx.skips)
     _write_card(target, spec)
+    if "arrow" in formats:
+        for config_name in configs:
+            hf.write_arrow(target, config_name)
     result.seconds = time.perf_counter() - started
     return result
 

@@ -75,6 +75,74 @@ def synth(
     click.echo(summary(truth))
 
 
+@main.command("build")
+@click.argument("name")
+@click.option(
+    "--source", required=True, type=click.Path(path_type=Path), help="The download folder."
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
+@click.option(
+    "--format",
+    "formats",
+    default="hf",
+    show_default=True,
+    help="Comma-separated output formats: hf (Parquet + hub card), arrow (also save_to_disk).",
+)
+@click.option("--config", "configs", multiple=True, help="Config(s) to build (default: all).")
+@click.option("--num-proc", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--clinical", type=click.Path(dir_okay=False, path_type=Path), help="Clinical sheet (csv/xlsx)."
+)
+@click.option("--patient-column", help="Patient-id column of --clinical.")
+def build_command(
+    name: str,
+    source: Path,
+    out: Path,
+    formats: str,
+    configs: tuple[str, ...],
+    num_proc: int,
+    clinical: Path | None,
+    patient_column: str | None,
+) -> None:
+    """Build the dataset NAME from a download into OUT/NAME."""
+    from .build import build
+    from .errors import TciaTrialsError
+
+    try:
+        result = build(
+            name,
+            source,
+            out,
+            formats=[f.strip() for f in formats.split(",") if f.strip()],
+            config=configs or None,
+            num_proc=num_proc,
+            clinical=clinical,
+            patient_column=patient_column,
+        )
+    except (TciaTrialsError, ValueError, KeyError) as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from None
+    click.echo(f"{result.name} {result.version} -> {result.out} ({result.seconds:.1f} s)")
+    for config, splits in result.configs.items():
+        counts = ", ".join(f"{split} {count}" for split, count in splits.items())
+        click.echo(f"  {config:15s} {counts}")
+    if result.skipped:
+        click.echo(
+            f"  skipped {len(result.skipped)}: "
+            + "; ".join(f"{w} ({why})" for _, w, why in result.skipped[:5])
+        )
+    if result.orphans:
+        click.echo(
+            f"  {len(result.orphans)} annotation series without their images (see .tcia_trials/*.json)"
+        )
+    if result.images_without_clinical or result.clinical_without_images:
+        click.echo(
+            f"  clinical: {len(result.images_without_clinical)} imaged patient(s) without a row, "
+            f"{len(result.clinical_without_images)} row(s) without images"
+        )
+
+
 @main.command()
 @click.option(
     "--out",

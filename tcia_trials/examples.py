@@ -23,7 +23,7 @@ from tcia_trials.source.annotations import (
 from tcia_trials.source.index import Index
 from tcia_trials.source.lesions import Lesion
 from tcia_trials.source.volume import Volume, read_volume
-from tcia_trials.spec import AnnotationRules
+from tcia_trials.spec import AnnotationRules, LabelSpec
 
 Example = dict[str, object]
 
@@ -39,6 +39,7 @@ class ExampleContext:
     links: AnnotationLinks
     rules: AnnotationRules
     split: Callable[[str], str]  # patient id -> split name
+    labels: LabelSpec | None = None
     clinical_rows: Mapping[str, Mapping[str, object] | None] = field(default_factory=dict)
     clinical_columns: tuple[str, ...] = ()
     image_dtype: str = "float32"
@@ -167,7 +168,7 @@ def lesion_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], 
     """One row per lesion from the annotation series alone (no image decoding); a study
     annotated as having no lesion gives one row with ``no_findings`` and null lesion fields."""
     annotations = read_lesions_without_images(
-        ctx.index, series_uid, rules=ctx.rules, links=ctx.links
+        ctx.index, series_uid, rules=ctx.rules, labels=ctx.labels, links=ctx.links
     )
     patient = ctx.index.series[series_uid].patient_id
     rows = [

@@ -178,6 +178,25 @@ def _nbytes(value: object) -> int:
     return 8
 
 
+def write_arrow(out: Path, config: str) -> Path:
+    """The config's Parquet shards as a ``save_to_disk`` folder (``datasets.load_from_disk``),
+    written next to them under ``out/arrow/<config>`` and swapped in atomically."""
+    import datasets
+
+    final = out / "arrow" / config
+    staging = out / "arrow" / f".{config}.partial-{os.getpid()}"
+    cache = out / ".tcia_trials" / f"cache-{os.getpid()}"
+    try:
+        loaded = datasets.load_dataset(str(out), config, cache_dir=str(cache))
+        loaded.save_to_disk(str(staging))
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+    return final
+
+
 def file_checksums(out: Path, files: Iterable[str]) -> dict[str, str]:
     """sha256 of each built file, for ``verify`` and determinism checks."""
     checksums = {}

@@ -200,3 +200,72 @@ def test_unknown_config_and_empty_source_are_clear(tmp_path):
         build("synthetic_trial", tmp_path, tmp_path / "out", config="nope")
     with pytest.raises(tt.TciaTrialsError, match="is not a folder"):
         build("synthetic_trial", tmp_path / "missing", tmp_path / "out")
+
+
+def test_arrow_layout_and_parallel_build_match(built, tmp_path):
+    result, _, _, source = built
+    parallel = build(
+        "synthetic_trial",
+        source,
+        tmp_path,
+        formats=("hf", "arrow"),
+        config="lesion_patches",
+        num_proc=2,
+    )
+    first = json.loads((result.out / ".tcia_trials" / "lesion_patches.json").read_text())[
+        "checksums"
+    ]
+    second = json.loads((parallel.out / ".tcia_trials" / "lesion_patches.json").read_text())[
+        "checksums"
+    ]
+    assert first == second  # two worker processes write the same bytes
+    on_disk = datasets.load_from_disk(str(parallel.out / "arrow" / "lesion_patches"))
+    loaded = _load(result, "lesion_patches")
+    for split in loaded:
+        assert on_disk[split]["lesion_id"] == loaded[split]["lesion_id"]
+        np.testing.assert_array_equal(
+            on_disk[split].with_format("numpy")["patch"],
+            loaded[split].with_format("numpy")["patch"],
+        )
+
+
+def test_label_spec_excludes_series_and_counts_them(built):
+    from tcia_trials.spec import LabelSpec
+
+    _, index, _, _ = built
+    links = tt.link_annotations(index, labels=LabelSpec(modalities=("RTSTRUCT", "SEG")))
+    assert links.excluded and all("not a label series" in why for why in links.excluded.values())
+    assert all(index.series[uid].modality == "SR" for uid in links.excluded)
+    linked = {uid for uids in links.by_image.values() for uid in uids}
+    assert not linked & set(links.excluded)
+
+
+def test_cli_build_and_its_errors(built, tmp_path):
+    from click.testing import CliRunner
+
+    from tcia_trials.cli import main
+
+    _, _, _, source = built
+    runner = CliRunner()
+    ok = runner.invoke(
+        main,
+        [
+            "build",
+            "synthetic_trial",
+            "--source",
+            str(source),
+            "--out",
+            str(tmp_path),
+            "--config",
+            "lesions",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "lesions" in ok.output and "synthetic_trial 1.0.0" in ok.output
+    wrong = runner.invoke(main, ["build", "eay13", "--source", str(source), "--out", str(tmp_path)])
+    assert wrong.exit_code == 1 and "did you mean 'eay131'" in wrong.output
+    missing = runner.invoke(
+        main,
+        ["build", "synthetic_trial", "--source", str(tmp_path / "nope"), "--out", str(tmp_path)],
+    )
+    assert missing.exit_code == 1 and "is not a folder" in missing.output

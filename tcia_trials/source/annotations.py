@@ -35,7 +35,7 @@ from tcia_trials.source.seg import (
 )
 from tcia_trials.source.sr import SrDocument, read_sr
 from tcia_trials.source.volume import Volume, read_volume
-from tcia_trials.spec import AnnotationRules
+from tcia_trials.spec import AnnotationRules, LabelSpec
 
 ANNOTATION_MODALITIES = ("SEG", "RTSTRUCT", "SR")
 #: Seed points from two sources further apart than this (mm) are flagged.
@@ -141,12 +141,17 @@ class _Piece:
 
 
 class _Labeler:
-    """Reads lesion labels, locations and time points as the collection's rules say."""
+    """Reads lesion labels, locations and time points as the collection's rules say, and keeps
+    only the segments / ROIs its label spec calls lesions."""
 
-    def __init__(self, rules: AnnotationRules) -> None:
+    def __init__(self, rules: AnnotationRules, labels: LabelSpec | None = None) -> None:
         self.rules = rules
+        self.labels = labels or LabelSpec()
         self.lesion = re.compile(rules.lesion_pattern, re.IGNORECASE)
         self.no_findings = re.compile(rules.no_findings_pattern, re.IGNORECASE)
+
+    def keeps(self, name: str | None) -> bool:
+        return self.labels.selects_segment(name or "")
 
     def is_no_findings(self, *texts: str | None) -> bool:
         return any(text and self.no_findings.search(text) for text in texts)
@@ -214,6 +219,7 @@ class AnnotationLinks:
 
     by_image: dict[str, tuple[str, ...]]
     orphans: dict[str, str]  # annotation series -> why it annotates no image series here
+    excluded: dict[str, str] = field(default_factory=dict)  # not label series (LabelSpec)
 
 
 def read_annotation_csv(path: Path) -> dict[str, tuple[str, str]]:
@@ -238,7 +244,9 @@ def read_annotation_csv(path: Path) -> dict[str, tuple[str, str]]:
     }
 
 
-def link_annotations(index: Index, rules: AnnotationRules | None = None) -> AnnotationLinks:
+def link_annotations(
+    index: Index, rules: AnnotationRules | None = None, labels: LabelSpec | None = None
+) -> AnnotationLinks:
     """Map every annotation series (SEG, RTSTRUCT, SR) of a download to the image series it
     annotates: from TCIA's annotation metadata CSV when present, else from the references
     inside the objects, else by frame of reference when exactly one image series shares it."""
@@ -247,10 +255,17 @@ def link_annotations(index: Index, rules: AnnotationRules | None = None) -> Anno
     for path in sorted(index.root.glob(rules.annotation_csv_glob)):
         table.update(read_annotation_csv(path))
     images = {uid: s for uid, s in index.series.items() if s.modality not in ANNOTATION_MODALITIES}
+    labels = labels or LabelSpec()
     by_image: dict[str, list[str]] = {}
     orphans: dict[str, str] = {}
+    excluded: dict[str, str] = {}
     for uid, series in index.series.items():
         if series.modality not in ANNOTATION_MODALITIES:
+            continue
+        if not labels.selects(series.modality, series.description):
+            excluded[uid] = (
+                f"not a label series of this collection ({series.modality} {series.description!r})"
+            )
             continue
         try:
             target, reason = _referenced_image(series, table, images)
@@ -260,7 +275,7 @@ def link_annotations(index: Index, rules: AnnotationRules | None = None) -> Anno
             orphans[uid] = reason or "references no image series of this download"
         else:
             by_image.setdefault(target, []).append(uid)
-    return AnnotationLinks({k: tuple(v) for k, v in by_image.items()}, orphans)
+    return AnnotationLinks({k: tuple(v) for k, v in by_image.items()}, orphans, excluded)
 
 
 def _referenced_image(
@@ -322,6 +337,7 @@ def read_annotations(
     *,
     volume: Volume | None = None,
     rules: AnnotationRules | None = None,
+    labels: LabelSpec | None = None,
     links: AnnotationLinks | None = None,
     seeds: Sequence[SeedRow] = (),
     threshold: float = 0.5,
@@ -336,6 +352,8 @@ def read_annotations(
         The series' volume when already read (else it is read).
     rules:
         How the collection labels its annotation series (default: the NCTN / EAY131 style).
+    labels:
+        Which annotation series, segments and ROIs are lesion labels (default: all).
     links:
         Annotation-to-image links of the download, when already computed (see
         :func:`link_annotations`; computing them reads every annotation header).
@@ -349,9 +367,9 @@ def read_annotations(
     if series_uid not in index.series:
         raise SeriesNotFoundError(f"series {series_uid} is not in the index of {index.root}")
     rules = rules or AnnotationRules()
-    labeler = _Labeler(rules)
+    labeler = _Labeler(rules, labels)
     volume = volume or read_volume(index, series_uid)
-    links = links or link_annotations(index, rules)
+    links = links or link_annotations(index, rules, labels)
     header_for = _header_lookup(index)
     pieces: list[_Piece] = []
     sources: list[AnnotationSource] = []
@@ -393,14 +411,15 @@ def read_lesions_without_images(
     series_uid: str,
     *,
     rules: AnnotationRules | None = None,
+    labels: LabelSpec | None = None,
     links: AnnotationLinks | None = None,
 ) -> Annotations:
     """The lesions of one image series from its annotation series alone, without reading its
     images (which may not even be downloaded): seed points in LPS mm, volumes from SEG grids or
     contour areas, time points, locations and SR measurements; no masks."""
     rules = rules or AnnotationRules()
-    labeler = _Labeler(rules)
-    links = links or link_annotations(index, rules)
+    labeler = _Labeler(rules, labels)
+    links = links or link_annotations(index, rules, labels)
     header_for = _header_lookup(index)
     pieces: list[_Piece] = []
     sources: list[AnnotationSource] = []
@@ -492,6 +511,8 @@ def _seg_pieces(
         flags = []
     pieces = []
     for segment in document.segments:
+        if not labeler.keeps(segment.label):
+            continue
         piece = labeler.piece(
             "SEG",
             document.series_uid,
@@ -534,7 +555,7 @@ def _rtstruct_pieces(
         if labeler.is_no_findings(document.series_description, roi.name):
             negative = True
             continue
-        if not roi.contours:
+        if not roi.contours or not labeler.keeps(roi.name):
             continue
         piece = labeler.piece(
             "RTSTRUCT",
