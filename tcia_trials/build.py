@@ -19,8 +19,8 @@ from tcia_trials.source.clinical import ClinicalTable, read_clinical_table
 from tcia_trials.source.index import scan
 from tcia_trials.spec import TrialSpec
 
-#: Configs this version writes (slices_2d is specified but not produced yet; see README).
-BUILT_CONFIGS = ("volume", "lesions", "lesion_patches", "clinical")
+#: Configs this version writes.
+BUILT_CONFIGS = ("volume", "lesions", "lesion_patches", "slices_2d", "clinical")
 #: "hf": Parquet shards + hub card; "arrow": also the ``save_to_disk`` layout under
 #: ``<out>/<name>/arrow/<config>`` for ``datasets.load_from_disk`` (made from the Parquet shards).
 FORMATS = ("hf", "arrow")
@@ -112,6 +112,10 @@ def build(
         if "lesion_patches" in spec.config_names
         else (32, 64, 64),
     )
+    if "slices_2d" in spec.config_names:
+        slices_config = spec.config("slices_2d")
+        ctx.slices_per_lesion = slices_config.slices_per_lesion
+        ctx.window_presets = tuple(slices_config.window_presets)
     target = Path(out).expanduser() / spec.name
     target.mkdir(parents=True, exist_ok=True)
     result = BuildResult(

@@ -134,7 +134,7 @@ def build_command(
         )
     if result.orphans:
         click.echo(
-            f"  {len(result.orphans)} annotation series without their images (see .tcia_trials/*.json)"
+            f"  {len(result.orphans)} annotation series without their images (see .tcia_trials/configs/*.json)"
         )
     if result.images_without_clinical or result.clinical_without_images:
         click.echo(

@@ -1,4 +1,5 @@
-"""The end-to-end demo: synthetic collection -> index -> volumes -> lesions, with a summary.
+"""The end-to-end demo: synthetic collection -> index -> volumes -> lesions -> HuggingFace
+datasets loaded back, with a summary.
 
 It grows as the project does (annotations, HuggingFace and TFDS builds join it as they land).
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tcia_trials.build import build
 from tcia_trials.errors import TciaTrialsError
 from tcia_trials.source.annotations import link_annotations, read_annotations
 from tcia_trials.source.index import scan
@@ -92,4 +94,36 @@ def run_demo(out: Path, *, patients: int = 4, seed: int = 0, echo=print) -> dict
     echo(
         f"   {lesions} lesions, {len(links.orphans)} orphan annotation series, {time.perf_counter() - started:.2f} s"
     )
-    return {"source": str(source), "volumes": len(images), "lesions": lesions, **counts}
+
+    echo(
+        "5. HuggingFace datasets (Parquet shards + hub card), loaded back with datasets.load_dataset:"
+    )
+    started = time.perf_counter()
+    result = build("synthetic_trial", source, Path(out) / "hf")
+    echo(f"   built {result.out} in {result.seconds:.1f} s")
+    import datasets
+
+    datasets.disable_progress_bars()
+    for config, splits in result.configs.items():
+        loaded = datasets.load_dataset(str(result.out), config)
+        sizes = {split: len(part) for split, part in loaded.items()}
+        if sizes != splits:
+            raise TciaTrialsError(
+                f"config {config}: load_dataset gives {sizes}, the build wrote {splits}"
+            )
+        echo(f"   {config:15s} " + ", ".join(f"{split} {n}" for split, n in sizes.items()))
+    example = datasets.load_dataset(
+        str(result.out), "volume", split=next(iter(result.configs["volume"]))
+    ).with_format("numpy", dtype=None)[0]
+    image = example["image"].reshape(example["image_shape"])
+    echo(
+        f"   volume[0]: {example['patient_id']} {example['modality']} image {image.shape} {image.dtype}, "
+        f"{len(example['lesions'])} lesions ({time.perf_counter() - started:.1f} s)"
+    )
+    return {
+        "source": str(source),
+        "volumes": len(images),
+        "lesions": lesions,
+        "hf": str(result.out),
+        **counts,
+    }

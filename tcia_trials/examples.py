@@ -44,6 +44,8 @@ class ExampleContext:
     clinical_columns: tuple[str, ...] = ()
     image_dtype: str = "float32"
     patch_shape: tuple[int, int, int] = (32, 64, 64)
+    slices_per_lesion: int | None = 1  # slices_2d: None = every slice holding the lesion
+    window_presets: tuple = ()  # slices_2d: the builder's WindowPresets
     skips: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
 
     def clinical(self, patient_id: str) -> dict[str, object] | None:
@@ -71,7 +73,7 @@ def image_dtype_for(index: Index, series_uids: list[str]) -> str:
     )
 
 
-def _ids(ctx: ExampleContext, series_uid: str, time_point: str | None) -> Example:
+def id_values(ctx: ExampleContext, series_uid: str, time_point: str | None) -> Example:
     series = ctx.index.series[series_uid]
     return {
         "patient_id": series.patient_id,
@@ -82,7 +84,7 @@ def _ids(ctx: ExampleContext, series_uid: str, time_point: str | None) -> Exampl
     }
 
 
-def _with_clinical(ctx: ExampleContext, example: Example, patient_id: str) -> Example:
+def with_clinical(ctx: ExampleContext, example: Example, patient_id: str) -> Example:
     clinical = ctx.clinical(patient_id)
     if clinical is not None:
         example["clinical"] = clinical
@@ -112,7 +114,7 @@ def lesion_record(lesion: Lesion) -> Example:
     }
 
 
-def _cast(array: np.ndarray, dtype: str, series_uid: str) -> np.ndarray:
+def cast_lossless(array: np.ndarray, dtype: str, series_uid: str) -> np.ndarray:
     if array.dtype == np.dtype(dtype):
         return array
     cast = array.astype(dtype)
@@ -137,21 +139,22 @@ Keyed = tuple[str, str, Example]  # (key, split, example)
 Skip = tuple[str, str]  # (what, why)
 
 
-def _read(ctx: ExampleContext, series_uid: str) -> tuple[Volume, Annotations]:
+def read_series(ctx: ExampleContext, series_uid: str) -> tuple[Volume, Annotations]:
     volume = read_volume(ctx.index, series_uid)
-    return volume, read_annotations(
-        ctx.index, series_uid, volume=volume, rules=ctx.rules, links=ctx.links
+    annotations = read_annotations(
+        ctx.index, series_uid, volume=volume, rules=ctx.rules, labels=ctx.labels, links=ctx.links
     )
+    return volume, annotations
 
 
 def volume_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], list[Skip]]:
     """One example per annotated image series: the whole volume, its lesion bit planes, lesions."""
-    volume, annotations = _read(ctx, series_uid)
+    volume, annotations = read_series(ctx, series_uid)
     time_point = next((les.time_point for les in annotations.lesions if les.time_point), None)
-    example = _ids(ctx, series_uid, time_point)
+    example = id_values(ctx, series_uid, time_point)
     example.update(
         units=volume.units,
-        image=_cast(volume.array, ctx.image_dtype, series_uid),
+        image=cast_lossless(volume.array, ctx.image_dtype, series_uid),
         image_shape=np.asarray(volume.shape, dtype=np.int32),
         **_geometry(volume),
         mask=annotations.bitmask().astype(np.uint32),
@@ -161,7 +164,7 @@ def volume_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], 
         total_volume_ml=annotations.total_volume_ml,
     )
     patient = str(example["patient_id"])
-    return [(series_uid, ctx.split(patient), _with_clinical(ctx, example, patient))], []
+    return [(series_uid, ctx.split(patient), with_clinical(ctx, example, patient))], []
 
 
 def lesion_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], list[Skip]]:
@@ -184,12 +187,12 @@ def lesion_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], 
     keyed = []
     for lesion_id, record, time_point in rows:
         example = {
-            **_ids(ctx, series_uid, time_point),
+            **id_values(ctx, series_uid, time_point),
             "no_findings": lesion_id == "no-findings",
             **record,
         }
         keyed.append(
-            (f"{series_uid}/{lesion_id}", ctx.split(patient), _with_clinical(ctx, example, patient))
+            (f"{series_uid}/{lesion_id}", ctx.split(patient), with_clinical(ctx, example, patient))
         )
     return keyed, []
 
@@ -197,7 +200,7 @@ def lesion_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], 
 def patch_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], list[Skip]]:
     """One example per lesion: a fixed-size patch centred on its seed point (or, without a
     seed, on the centre of its mask's bounding box), with the lesion's mask crop."""
-    volume, annotations = _read(ctx, series_uid)
+    volume, annotations = read_series(ctx, series_uid)
     pad = PAD_VALUES.get(volume.modality, 0.0)
     patient = ctx.index.series[series_uid].patient_id
     keyed: list[Keyed] = []
@@ -212,11 +215,11 @@ def patch_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], l
         patch, start, valid = crop_patch(volume.array, centre, ctx.patch_shape, pad)
         mask = lesion.mask if lesion.mask is not None else np.zeros(volume.shape, dtype=bool)
         patch_mask, _, _ = crop_patch(mask, centre, ctx.patch_shape, False)
-        example = _ids(ctx, series_uid, lesion.time_point)
+        example = id_values(ctx, series_uid, lesion.time_point)
         example.update(
             units=volume.units,
             **lesion_record(lesion),
-            patch=_cast(patch, ctx.image_dtype, series_uid),
+            patch=cast_lossless(patch, ctx.image_dtype, series_uid),
             patch_mask=patch_mask.astype(np.uint8),
             patch_start=np.asarray(start, dtype=np.int32),
             valid_box=np.asarray(valid, dtype=np.int32),
@@ -229,7 +232,7 @@ def patch_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], l
             (
                 f"{series_uid}/{lesion.lesion_id}",
                 ctx.split(patient),
-                _with_clinical(ctx, example, patient),
+                with_clinical(ctx, example, patient),
             )
         )
     return keyed, skips
@@ -271,13 +274,22 @@ def clinical_examples(
     """One row per patient of the clinical sheet (and per imaged patient without a row)."""
     for patient in sorted(set(ctx.clinical_rows) | patients_with_images):
         example = {"patient_id": patient, "has_images": patient in patients_with_images}
-        yield patient, ctx.split(patient), _with_clinical(ctx, example, patient)
+        yield patient, ctx.split(patient), with_clinical(ctx, example, patient)
+
+
+def _slices_2d_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], list[Skip]]:
+    from tcia_trials.slices import slice_examples  # slices builds on this module
+
+    return slice_examples(
+        ctx, series_uid, slices_per_lesion=ctx.slices_per_lesion, presets=ctx.window_presets
+    )
 
 
 PER_SERIES = {
     "volume": volume_examples,
     "lesions": lesion_examples,
     "lesion_patches": patch_examples,
+    "slices_2d": _slices_2d_examples,
 }
 
 _worker_context: ExampleContext | None = None

@@ -5,7 +5,7 @@ without tcia-trials installed)::
 
     README.md                                   hub card: YAML configs + dataset_info, then prose
     data/<config>/<split>-00000-of-00002.parquet
-    .tcia_trials/<config>.json                  build record (features, splits, sizes, checksums)
+    .tcia_trials/configs/<config>.json          build record (features, splits, sizes, checksums)
 
 Storage choices (measured, see README "Benchmarks"): whole volumes vary in rows x cols, which
 ``Array3D`` cannot hold (only its first dimension may vary), and nested lists decode ~20x slower
@@ -30,7 +30,7 @@ from tcia_trials.schema import Field
 #: Target size of one Parquet shard (bytes of encoded examples).
 MAX_SHARD_BYTES = 256 * 2**20
 #: Rows per Parquet row group, by config: one volume per group keeps streaming memory bounded.
-ROWS_PER_GROUP = {"volume": 1, "lesion_patches": 32}
+ROWS_PER_GROUP = {"volume": 1, "lesion_patches": 32, "slices_2d": 64}
 DEFAULT_ROWS_PER_GROUP = 1000
 
 
@@ -42,6 +42,8 @@ def hf_feature(field: Field):
         return datasets.List({f.name: hf_feature(f) for f in field.fields})
     if field.is_record:
         return {f.name: hf_feature(f) for f in field.fields}
+    if field.dtype == "image":
+        return datasets.Image()
     value = datasets.Value(field.dtype)
     if field.is_list or field.is_flat_tensor:
         return datasets.List(value)
@@ -210,13 +212,13 @@ def file_checksums(out: Path, files: Iterable[str]) -> dict[str, str]:
 
 
 def write_build_record(out: Path, config: str, record: dict) -> None:
-    folder = out / ".tcia_trials"
+    folder = out / ".tcia_trials" / "configs"
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_write(folder / f"{config}.json", json.dumps(record, indent=2) + "\n")
 
 
 def read_build_records(out: Path) -> dict[str, dict]:
-    folder = out / ".tcia_trials"
+    folder = out / ".tcia_trials" / "configs"
     return (
         {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
         if folder.is_dir()

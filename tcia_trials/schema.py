@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-CONFIG_NAMES = ("volume", "lesions", "lesion_patches", "clinical")
+CONFIG_NAMES = ("volume", "lesions", "lesion_patches", "slices_2d", "clinical")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Field:
         return bool(self.shape) and any(d is None for d in self.shape)
 
 
-def _ids() -> tuple[Field, ...]:
+def id_fields() -> tuple[Field, ...]:
     return (
         Field("patient_id", "string", doc="DICOM PatientID"),
         Field("study_uid", "string", doc="StudyInstanceUID"),
@@ -159,7 +159,7 @@ def config_fields(
     extra = tuple(f for f in (clinical_field(clinical),) if f is not None)
     if config == "volume":
         return (
-            *_ids(),
+            *id_fields(),
             Field("units", "string", doc='"HU", "SUVbw", or "" (as stored)'),
             Field(
                 "image", image_dtype, (None, None, None), doc="voxels (slices, rows, cols), flat"
@@ -184,7 +184,7 @@ def config_fields(
         )
     if config == "lesions":
         return (
-            *_ids(),
+            *id_fields(),
             Field(
                 "no_findings",
                 "bool",
@@ -196,7 +196,7 @@ def config_fields(
         )
     if config == "lesion_patches":
         return (
-            *_ids(),
+            *id_fields(),
             Field("units", "string"),
             *LESION_FIELDS,
             Field(
@@ -227,6 +227,10 @@ def config_fields(
             ),
             *extra,
         )
+    if config == "slices_2d":
+        from tcia_trials.slices import slice_fields  # slices builds on this module
+
+        return slice_fields(image_dtype=image_dtype, clinical=clinical)
     if config == "clinical":
         return (Field("patient_id", "string"), Field("has_images", "bool"), *extra)
     raise ValueError(f"unknown config {config!r}; expected one of {', '.join(CONFIG_NAMES)}")

@@ -33,14 +33,13 @@ from tcia_trials.examples import (
     ExampleContext,
     Keyed,
     Skip,
-    _cast,
-    _ids,
-    _read,
-    _with_clinical,
+    cast_lossless,
+    id_values,
     lesion_record,
+    read_series,
+    with_clinical,
 )
-from tcia_trials.schema import LESION_FIELDS, Field, clinical_field
-from tcia_trials.schema import _ids as _id_fields
+from tcia_trials.schema import LESION_FIELDS, Field, clinical_field, id_fields
 from tcia_trials.source import geometry
 from tcia_trials.source.lesions import Lesion
 from tcia_trials.spec import WindowPreset
@@ -69,7 +68,7 @@ def slice_fields(*, image_dtype: str, clinical: dict[str, str]) -> tuple[Field, 
     """
     extra = tuple(f for f in (clinical_field(clinical),) if f is not None)
     return (
-        *_id_fields(),
+        *id_fields(),
         Field("units", "string", doc='"HU", "SUVbw", or "" (as stored)'),
         Field(
             "slice_index",
@@ -189,9 +188,7 @@ def outline(mask: np.ndarray) -> np.ndarray:
     """Pixels of ``mask`` with a 4-neighbour outside it (the image border counts as outside)."""
     mask = np.asarray(mask, dtype=bool)
     padded = np.pad(mask, 1, constant_values=False)
-    interior = (
-        padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:] & mask
-    )
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:] & mask
     return mask & ~interior
 
 
@@ -286,7 +283,7 @@ def slice_examples(
     """
     if slices_per_lesion is not None and slices_per_lesion < 1:
         raise ValueError(f"slices_per_lesion must be >= 1 or None, got {slices_per_lesion}")
-    volume, annotations = _read(ctx, series_uid)
+    volume, annotations = read_series(ctx, series_uid)
     lesions = annotations.lesions
     n_slices, rows, cols = volume.shape
     patient = ctx.index.series[series_uid].patient_id
@@ -314,14 +311,12 @@ def slice_examples(
             if k not in slice_cache:
                 pixels = volume.array[k]
                 slice_cache[k] = (
-                    _cast(pixels, ctx.image_dtype, series_uid),
+                    cast_lossless(pixels, ctx.image_dtype, series_uid),
                     label_slice(lesions, k, (rows, cols)),
                     window_for(volume.modality, volume.units, pixels, presets),
                 )
             image, labels, window = slice_cache[k]
-            mask = (
-                lesion.mask[k] if lesion.mask is not None else np.zeros((rows, cols), dtype=bool)
-            )
+            mask = lesion.mask[k] if lesion.mask is not None else np.zeros((rows, cols), dtype=bool)
             others = [
                 other.mask[k]
                 for m, other in enumerate(lesions)
@@ -334,7 +329,7 @@ def slice_examples(
                 others,
                 seed[1:] if seed is not None and seed[0] == k else None,
             )
-            example = _ids(ctx, series_uid, lesion.time_point)
+            example = id_values(ctx, series_uid, lesion.time_point)
             example.update(
                 units=volume.units,
                 slice_index=k,
@@ -358,7 +353,7 @@ def slice_examples(
                 (
                     f"{series_uid}/{lesion.lesion_id}/{k}",
                     split,
-                    _with_clinical(ctx, example, patient),
+                    with_clinical(ctx, example, patient),
                 )
             )
     return keyed, skips

@@ -15,6 +15,7 @@ def test_demo_reads_every_volume_back(tmp_path):
     assert result.exit_code == 0, result.output
     assert "geometry exact" in result.output
     assert "lesions, 0 orphan annotation series" in result.output
+    assert "volume[0]:" in result.output and "lesion_patches" in result.output
     assert "MISMATCH" not in result.output
     rerun = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--patients", "1"])
     assert rerun.exit_code == 0, rerun.output

@@ -17,7 +17,7 @@ from tcia_trials.build import build
 from tcia_trials.source.annotations import read_lesions_without_images
 from tcia_trials.synthetic import generate_collection
 
-CONFIGS = ("volume", "lesions", "lesion_patches", "clinical")
+CONFIGS = ("volume", "lesions", "lesion_patches", "slices_2d", "clinical")
 
 
 @pytest.fixture(scope="module")
@@ -162,12 +162,12 @@ def test_rebuild_gives_identical_shards(built, tmp_path):
     result, _, _, source = built
     again = build("synthetic_trial", source, tmp_path, config=("volume", "lesions"))
     for config in ("volume", "lesions"):
-        first = json.loads((result.out / ".tcia_trials" / f"{config}.json").read_text())[
-            "checksums"
-        ]
-        second = json.loads((again.out / ".tcia_trials" / f"{config}.json").read_text())[
-            "checksums"
-        ]
+        first = json.loads(
+            (result.out / ".tcia_trials" / "configs" / f"{config}.json").read_text()
+        )["checksums"]
+        second = json.loads(
+            (again.out / ".tcia_trials" / "configs" / f"{config}.json").read_text()
+        )["checksums"]
         assert first == second
 
 
@@ -212,12 +212,12 @@ def test_arrow_layout_and_parallel_build_match(built, tmp_path):
         config="lesion_patches",
         num_proc=2,
     )
-    first = json.loads((result.out / ".tcia_trials" / "lesion_patches.json").read_text())[
-        "checksums"
-    ]
-    second = json.loads((parallel.out / ".tcia_trials" / "lesion_patches.json").read_text())[
-        "checksums"
-    ]
+    first = json.loads(
+        (result.out / ".tcia_trials" / "configs" / "lesion_patches.json").read_text()
+    )["checksums"]
+    second = json.loads(
+        (parallel.out / ".tcia_trials" / "configs" / "lesion_patches.json").read_text()
+    )["checksums"]
     assert first == second  # two worker processes write the same bytes
     on_disk = datasets.load_from_disk(str(parallel.out / "arrow" / "lesion_patches"))
     loaded = _load(result, "lesion_patches")

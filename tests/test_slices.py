@@ -31,10 +31,10 @@ from tcia_trials.synthetic import generate_collection
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     source = tmp_path_factory.mktemp("slices") / "source"
-    generate_collection(source, patients=2, seed=7)
+    generate_collection(source, patients=3, seed=7)
     index = tt.scan(source)
     spec = tt.builder("synthetic_trial")
-    links = tt.link_annotations(index, spec.annotation_rules)
+    links = tt.link_annotations(index, spec.annotation_rules, spec.labels)
     series = [uid for uid in links.by_image if uid in index.series]
     patient = index.series[series[0]].patient_id
     return ex.ExampleContext(
@@ -42,6 +42,7 @@ def ctx(tmp_path_factory):
         links=links,
         rules=spec.annotation_rules,
         split=spec.splits.assign,
+        labels=spec.labels,
         clinical_rows={patient: {"age": 61, "arm": None}},
         clinical_columns=("age", "arm"),
         image_dtype=ex.image_dtype_for(index, series),
@@ -53,9 +54,9 @@ def reads(ctx):
     """series uid -> (volume, annotations, examples, skips) with the default settings."""
     out = {}
     for uid in ctx.annotated_series():
-        volume, annotations = ex._read(ctx, uid)
+        volume, ann = ex.read_series(ctx, uid)
         keyed, skips = slice_examples(ctx, uid)
-        out[uid] = (volume, annotations, keyed, skips)
+        out[uid] = (volume, ann, keyed, skips)
     return out
 
 
@@ -64,48 +65,44 @@ def _grid(example, name):
 
 
 def test_one_example_per_lesion_by_default(reads):
-    assert any(annotations.lesions for _, annotations, _, _ in reads.values())
-    for uid, (_, annotations, keyed, skips) in reads.items():
+    assert any(ann.lesions for _, ann, _, _ in reads.values())
+    for uid, (_, ann, keyed, skips) in reads.items():
         assert not skips
         assert [key for key, _, _ in keyed] == [
             f"{uid}/{lesion.lesion_id}/{example['slice_index']}"
-            for lesion, (_, _, example) in zip(annotations.lesions, keyed, strict=True)
+            for lesion, (_, _, example) in zip(ann.lesions, keyed, strict=True)
         ]
-        for lesion, (_, _, example) in zip(annotations.lesions, keyed, strict=True):
+        for lesion, (_, _, example) in zip(ann.lesions, keyed, strict=True):
             assert example["lesion_id"] == lesion.lesion_id
 
 
 def test_fields_match_examples_and_encode(ctx, reads):
-    fields = slice_fields(
-        image_dtype=ctx.image_dtype, clinical={"age": "int", "arm": "category"}
-    )
+    fields = slice_fields(image_dtype=ctx.image_dtype, clinical={"age": "int", "arm": "category"})
     names = [f.name for f in fields]
     assert len(set(names)) == len(names)
     assert next(f for f in fields if f.name == "preview").dtype == "image"
     assert next(f for f in fields if f.name == "image").shape == (None, None)
-    with_clinical = without_clinical = 0
+    patients = set()
     for _, _, keyed, _ in reads.values():
         for _, split, example in keyed:
             assert split in ("train", "validation", "test")
-            if "clinical" in example:
-                assert example["clinical"] == {"age": 61, "arm": None}
-                assert set(example) == set(names)
-                with_clinical += 1
-            else:
-                assert set(example) == set(names) - {"clinical"}
-                without_clinical += 1
+            assert set(example) == set(names)
+            patient = example["patient_id"]
+            patients.add(patient)
+            expected = {"age": 61, "arm": None} if patient in ctx.clinical_rows else None
+            assert example["clinical"] == (expected or {"age": None, "arm": None})
             row = encode(fields, example)
             rows, cols = example["image_shape"]
             assert row["image"].shape == row["mask"].shape == row["labels"].shape == (rows * cols,)
             assert row["preview"] == example["preview"]
-    assert with_clinical and without_clinical
+    assert patients & set(ctx.clinical_rows) and patients - set(ctx.clinical_rows)
 
 
 def test_slice_is_bit_exact_and_centred_on_the_rounded_seed(ctx, reads):
     seeded = 0
-    for uid, (volume, annotations, keyed, _) in reads.items():
+    for uid, (volume, ann, keyed, _) in reads.items():
         direct = tt.read_volume(ctx.index, uid).array
-        for lesion, (_, _, example) in zip(annotations.lesions, keyed, strict=True):
+        for lesion, (_, _, example) in zip(ann.lesions, keyed, strict=True):
             k = example["slice_index"]
             image = _grid(example, "image")
             assert image.dtype == np.dtype(ctx.image_dtype)
@@ -127,11 +124,9 @@ def test_slice_is_bit_exact_and_centred_on_the_rounded_seed(ctx, reads):
 
 
 def test_mask_and_labels(reads):
-    for _, (_, annotations, keyed, _) in reads.items():
-        label_map = annotations.label_map
-        for number, (lesion, (_, _, example)) in enumerate(
-            zip(annotations.lesions, keyed, strict=True)
-        ):
+    for _, (_, ann, keyed, _) in reads.items():
+        label_map = ann.label_map
+        for number, (lesion, (_, _, example)) in enumerate(zip(ann.lesions, keyed, strict=True)):
             k = example["slice_index"]
             assert example["lesion_index"] == number
             mask = _grid(example, "mask")
@@ -150,7 +145,9 @@ def test_overlapping_labels_lowest_lesion_wins():
     b = np.zeros((2, 4, 4), dtype=bool)
     a[1, 0:2, 0:2] = True
     b[1, 1:3, 1:3] = True
-    labels = label_slice([Lesion("a", "a", mask=a), Lesion("s", "s"), Lesion("b", "b", mask=b)], 1, (4, 4))
+    labels = label_slice(
+        [Lesion("a", "a", mask=a), Lesion("s", "s"), Lesion("b", "b", mask=b)], 1, (4, 4)
+    )
     expected = np.zeros((4, 4), dtype=np.uint16)
     expected[1:3, 1:3] = 3
     expected[0:2, 0:2] = 1
@@ -158,10 +155,8 @@ def test_overlapping_labels_lowest_lesion_wins():
 
 
 def test_png_preview(reads):
-    for _, (_, annotations, keyed, _) in reads.items():
-        for number, (lesion, (_, _, example)) in enumerate(
-            zip(annotations.lesions, keyed, strict=True)
-        ):
+    for _, (_, ann, keyed, _) in reads.items():
+        for number, (lesion, (_, _, example)) in enumerate(zip(ann.lesions, keyed, strict=True)):
             k = example["slice_index"]
             png = Image.open(io.BytesIO(example["preview"]))
             assert png.format == "PNG" and png.mode == "RGB"
@@ -176,7 +171,7 @@ def test_png_preview(reads):
             assert red.any()
             # grey elsewhere: the windowed slice, except other outlines and the seed marker
             others = np.zeros(edge.shape, dtype=bool)
-            for m, other in enumerate(annotations.lesions):
+            for m, other in enumerate(ann.lesions):
                 if m != number:
                     others |= slices.outline(other.mask[k])
             marker = np.zeros(edge.shape, dtype=bool)
@@ -206,9 +201,7 @@ def test_default_windows(reads):
             elif volume.modality == "PT":
                 high = max(5.0, float(np.percentile(image.astype(np.float64), 99.5)))
                 assert example["window_center"] - example["window_width"] / 2 == 0.0
-                assert example["window_center"] + example["window_width"] / 2 == pytest.approx(
-                    high
-                )
+                assert example["window_center"] + example["window_width"] / 2 == pytest.approx(high)
     assert modalities == {"CT", "PT"}
 
 
@@ -244,14 +237,14 @@ def test_window_for_presets_and_defaults():
 
 
 def test_three_slices_per_lesion_are_the_largest(ctx, reads):
-    for uid, (_, annotations, default, _) in reads.items():
+    for uid, (_, ann, default, _) in reads.items():
         keyed, skips = slice_examples(ctx, uid, slices_per_lesion=3)
         assert not skips
         by_lesion: dict[str, list[int]] = {}
         for key, _, example in keyed:
             assert key == f"{uid}/{example['lesion_id']}/{example['slice_index']}"
             by_lesion.setdefault(example["lesion_id"], []).append(example["slice_index"])
-        for lesion, (_, _, centre) in zip(annotations.lesions, default, strict=True):
+        for lesion, (_, _, centre) in zip(ann.lesions, default, strict=True):
             chosen = by_lesion[lesion.lesion_id]
             areas = lesion.mask.sum(axis=(1, 2))
             assert len(chosen) == min(3, int((areas > 0).sum()))
@@ -264,9 +257,7 @@ def test_three_slices_per_lesion_are_the_largest(ctx, reads):
             if areas[centre["slice_index"]] == areas.max():  # the usual case: the 3 largest
                 assert sorted(areas[chosen]) == sorted(areas)[-3:]
         every, _ = slice_examples(ctx, uid, slices_per_lesion=None)
-        assert len(every) == sum(
-            int(lesion.mask.any(axis=(1, 2)).sum()) for lesion in annotations.lesions
-        )
+        assert len(every) == sum(int(lesion.mask.any(axis=(1, 2)).sum()) for lesion in ann.lesions)
 
 
 def test_lesion_slices_rules():
@@ -290,10 +281,10 @@ def test_lesion_slices_rules():
 
 def test_lesion_without_seed_and_mask_is_skipped(ctx, reads, monkeypatch):
     uid = next(u for u, (_, a, _, _) in reads.items() if a.lesions)
-    volume, annotations, default, _ = reads[uid]
+    volume, ann, default, _ = reads[uid]
     ghost = Lesion("GHOST - 1", "GHOST - 1")
-    patched = dataclasses.replace(annotations, lesions=(*annotations.lesions, ghost))
-    monkeypatch.setattr(slices, "_read", lambda _ctx, _uid: (volume, patched))
+    patched = dataclasses.replace(ann, lesions=(*ann.lesions, ghost))
+    monkeypatch.setattr(slices, "read_series", lambda _ctx, _uid: (volume, patched))
     keyed, skips = slice_examples(ctx, uid)
     assert len(keyed) == len(default)
     assert skips == [(f"{uid}/GHOST - 1", "no seed point and no mask: no slice")]
