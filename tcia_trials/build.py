@@ -241,6 +241,17 @@ def _write_card(target: Path, spec: TrialSpec) -> None:
         tags=("medical", "radiology", "clinical-trial", *spec.tags),
     )
     configs = ", ".join(f"`{name}`" for name in records)
+    schema = next((r["clinical_schema"] for r in records.values() if r.get("clinical_schema")), {})
+    declared = dict(spec.clinical.column_types)
+    clinical = "".join(
+        f"\n| `{column}` | {kind} | {'declared' if column in declared else 'inferred from the sheet'} |"
+        for column, kind in schema.items()
+    )
+    clinical_section = (
+        f"\n## Clinical features\n\n| column | type | origin |\n|---|---|---|{clinical}\n"
+        if schema
+        else ""
+    )
     body = f"""# {spec.title}
 
 {spec.description}
@@ -258,6 +269,7 @@ ex = ds[0]
 image = ex["image"].reshape(ex["image_shape"])   # (slices, rows, cols); geometry in ex["affine"] (LPS mm)
 ```
 
+{clinical_section}
 ## License
 
 {spec.license_summary()}

@@ -156,6 +156,7 @@ def test_card_yaml_is_valid_for_the_hub(built):
         loaded = _load(result, info["config_name"], split="train")
         assert loaded.features == features
     assert data["license"] == "apache-2.0"
+    assert "| `age` | int | declared |" in card.text  # the clinical schema is recorded in the card
 
 
 def test_rebuild_gives_identical_shards(built, tmp_path):
