@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ def build(
     num_proc: int = 1,
     clinical: str | PathLike[str] | None = None,
     patient_column: str | None = None,
+    dataset_name: str | None = None,
 ) -> BuildResult:
     """Build a dataset from a download.
 
@@ -73,6 +75,9 @@ def build(
     clinical, patient_column:
         The clinical sheet (csv/xlsx) and its patient-id column when the builder's clinical
         data are supplied by the user (NCTN Data Archive sheets, ``generic``).
+    dataset_name:
+        The dataset's own name (folder ``out/<dataset_name>`` and card title), e.g. for a
+        ``generic`` build of a download that is none of the known collections.
     """
     started = time.perf_counter()
     spec = builder(name)
@@ -116,7 +121,11 @@ def build(
         slices_config = spec.config("slices_2d")
         ctx.slices_per_lesion = slices_config.slices_per_lesion
         ctx.window_presets = tuple(slices_config.window_presets)
-    target = Path(out).expanduser() / spec.name
+    if dataset_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", dataset_name):
+        raise ValueError(
+            f"dataset_name {dataset_name!r}: use letters, digits, '_', '-' and '.' only"
+        )
+    target = Path(out).expanduser() / (dataset_name or spec.name)
     target.mkdir(parents=True, exist_ok=True)
     result = BuildResult(
         spec.name, spec.version, target, orphans=dict(links.orphans), excluded=dict(links.excluded)
@@ -159,7 +168,7 @@ def build(
         )
         result.configs[config_name] = {r.name: r.num_examples for r in splits.values()}
         result.skipped.extend((config_name, what, why) for what, why in ctx.skips)
-    _write_card(target, spec)
+    _write_card(target, spec, dataset_name)
     if "arrow" in formats:
         for config_name in configs:
             hf.write_arrow(target, config_name)
@@ -232,12 +241,13 @@ def _clinical_rows(
     return rows
 
 
-def _write_card(target: Path, spec: TrialSpec) -> None:
+def _write_card(target: Path, spec: TrialSpec, dataset_name: str | None) -> None:
     records = hf.read_build_records(target)
+    title = f"{dataset_name} ({spec.title})" if dataset_name else spec.title
     yaml_header = hf.card_yaml(
         records,
         license_id=_hub_license(spec),
-        pretty_name=spec.title,
+        pretty_name=title,
         tags=("medical", "radiology", "clinical-trial", *spec.tags),
     )
     configs = ", ".join(f"`{name}`" for name in records)
@@ -252,7 +262,7 @@ def _write_card(target: Path, spec: TrialSpec) -> None:
         if schema
         else ""
     )
-    body = f"""# {spec.title}
+    body = f"""# {title}
 
 {spec.description}
 

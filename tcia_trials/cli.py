@@ -96,6 +96,9 @@ def synth(
     "--clinical", type=click.Path(dir_okay=False, path_type=Path), help="Clinical sheet (csv/xlsx)."
 )
 @click.option("--patient-column", help="Patient-id column of --clinical.")
+@click.option(
+    "--name-as", "dataset_name", help="The dataset's own name (e.g. for the generic builder)."
+)
 def build_command(
     name: str,
     source: Path,
@@ -105,6 +108,7 @@ def build_command(
     num_proc: int,
     clinical: Path | None,
     patient_column: str | None,
+    dataset_name: str | None,
 ) -> None:
     """Build the dataset NAME from a download into OUT/NAME."""
     from .build import build
@@ -120,6 +124,7 @@ def build_command(
             num_proc=num_proc,
             clinical=clinical,
             patient_column=patient_column,
+            dataset_name=dataset_name,
         )
     except (TciaTrialsError, ValueError, KeyError) as exc:
         raise click.ClickException(str(exc).strip("'\"")) from None

@@ -270,3 +270,22 @@ def test_cli_build_and_its_errors(built, tmp_path):
         ["build", "synthetic_trial", "--source", str(tmp_path / "nope"), "--out", str(tmp_path)],
     )
     assert missing.exit_code == 1 and "is not a folder" in missing.output
+
+
+def test_generic_builder_with_its_own_name_and_clinical_sheet(built, tmp_path):
+    _, _, truth, source = built
+    result = build(
+        "generic",
+        source,
+        tmp_path,
+        config=("lesions", "clinical"),
+        dataset_name="my_trial",
+        clinical=source / truth["clinical"]["xlsx"],
+        patient_column=truth["clinical"]["key"],
+    )
+    assert result.out == tmp_path / "my_trial"
+    assert "my_trial (Generic labeled DICOM download)" in (result.out / "README.md").read_text()
+    rows = [row for split in result.configs["clinical"] for row in _load(result, "clinical", split)]
+    assert {"age", "sex", "pfs_days"} <= set(rows[0]["clinical"])  # types inferred from the sheet
+    with pytest.raises(ValueError, match="dataset_name"):
+        build("generic", source, tmp_path, dataset_name="../escape")
