@@ -294,3 +294,17 @@ def test_seed_table_rows_join_their_lesions(collection, tmp_path):
     extra = by_label["EXTRA - 1"]
     assert extra.sources == ("TABLE",) and extra.mask is None
     np.testing.assert_allclose(extra.seed_voxel, (1, 2, 3), atol=1e-9)
+
+
+def test_label_spec_drops_segments_and_rois_that_are_not_lesions(collection):
+    from tcia_trials.spec import LabelSpec
+
+    index, truth, _, links = collection
+    study = next(s for s in _studies(truth) if any("LYMPH" in les["label"] for les in s["lesions"]))
+    labels = LabelSpec(segment_exclude_pattern="LYMPH")
+    annotations = read_annotations(index, study["ct_series_uid"], links=links, labels=labels)
+    for lesion in annotations.lesions:
+        if "LYMPH" in lesion.label:
+            assert not {"RTSTRUCT", "SEG"} & set(lesion.sources)
+    kept = {les.label for les in annotations.lesions if "RTSTRUCT" in les.sources}
+    assert kept == {les["label"] for les in study["lesions"] if "LYMPH" not in les["label"]}
