@@ -81,15 +81,6 @@ def encode(fields: Iterable[Field], example: Mapping[str, object]) -> dict[str, 
     return encoded
 
 
-def decode_volume(example: Mapping[str, object]) -> dict[str, object]:
-    """Reshape a ``volume`` example's flat ``image`` and ``mask`` to (slices, rows, cols)."""
-    shape = tuple(int(v) for v in example["image_shape"])  # type: ignore[union-attr]
-    decoded = dict(example)
-    for name in ("image", "mask"):
-        decoded[name] = np.asarray(example[name]).reshape(shape)
-    return decoded
-
-
 @dataclass(frozen=True)
 class SplitRecord:
     name: str

@@ -17,7 +17,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 
 from tcia_trials.errors import MultipleStacksError, SeriesGeometryError
-from tcia_trials.source.geometry import DUPLICATE_POSITION_ATOL_MM, ORIENTATION_ATOL
+from tcia_trials.source.geometry import DUPLICATE_POSITION_ATOL_MM, same_orientation
 
 #: Attributes that tell stacks of one series apart, tried in this order when positions repeat.
 STACK_KEYS = (
@@ -314,8 +314,7 @@ def split_stacks(frames: Sequence[Frame], *, source: str) -> list[Stack]:
     for frame in frames:
         for grid, orientation, members in groups:
             if grid == frame.grid_key and (
-                orientation == frame.orientation
-                or np.allclose(orientation, frame.orientation, atol=ORIENTATION_ATOL, rtol=0)
+                orientation == frame.orientation or same_orientation(orientation, frame.orientation)
             ):
                 members.append(frame)
                 break

@@ -815,8 +815,9 @@ def _reference_slices(
 
 def _same_orientation(orientation: np.ndarray, volume: Volume) -> bool:
     direction = volume.direction
-    image = np.concatenate([direction[:, 2], direction[:, 1]])
-    return bool(np.allclose(orientation, image, atol=1e-3, rtol=0))
+    return geometry.same_orientation(
+        orientation, np.concatenate([direction[:, 2], direction[:, 1]])
+    )
 
 
 def _by_reference(
