@@ -81,10 +81,9 @@ def consume(reader: Reader, config: str) -> int:
 
 def shaped(config: str, example: dict) -> dict[str, np.ndarray]:
     """The example's arrays, volumes reshaped with ``image_shape``."""
-    if config == "volume":
-        shape = tuple(int(v) for v in example["image_shape"])
-        return {name: np.asarray(example[name]).reshape(shape) for name in ARRAYS[config]}
-    return {name: np.asarray(example[name]) for name in ARRAYS[config]}
+    key = "image_shape" if config == "volume" else "patch_shape"
+    shape = tuple(int(v) for v in example[key])
+    return {name: np.asarray(example[name]).reshape(shape) for name in ARRAYS[config]}
 
 
 def arrow_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -105,19 +104,10 @@ def arrow_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
-def arrow_shaped(config: str, table: pa.Table | pa.RecordBatch, shapes: dict) -> dict:
-    if config == "volume":
-        shape = tuple(int(v) for v in arrow_values(table.column("image_shape")))
-        return {name: arrow_values(table.column(name)).reshape(shape) for name in ARRAYS[config]}
-    return {name: arrow_values(table.column(name)).reshape(shapes[name]) for name in ARRAYS[config]}
-
-
-def fixed_shapes(features: datasets.Features, config: str) -> dict[str, tuple[int, ...]]:
-    return {
-        name: tuple(features[name].shape)
-        for name in ARRAYS[config]
-        if hasattr(features[name], "shape")
-    }
+def arrow_shaped(config: str, table: pa.Table | pa.RecordBatch) -> dict:
+    key = "image_shape" if config == "volume" else "patch_shape"
+    shape = tuple(int(v) for v in arrow_values(table.column(key)))
+    return {name: arrow_values(table.column(name)).reshape(shape) for name in ARRAYS[config]}
 
 
 def npy_reader(files: list[dict[str, Path]]) -> Iterator[dict[str, np.ndarray]]:
@@ -126,7 +116,7 @@ def npy_reader(files: list[dict[str, Path]]) -> Iterator[dict[str, np.ndarray]]:
 
 
 def array_columns(config: str) -> list[str]:
-    return [*ARRAYS[config], *(["image_shape"] if config == "volume" else [])]
+    return [*ARRAYS[config], "image_shape" if config == "volume" else "patch_shape"]
 
 
 def local_numpy(config: str, local: dict[str, datasets.Dataset], only_arrays: bool = False):
@@ -136,10 +126,10 @@ def local_numpy(config: str, local: dict[str, datasets.Dataset], only_arrays: bo
             yield shaped(config, example)
 
 
-def local_arrow(config: str, local: dict[str, datasets.Dataset], shapes: dict):
+def local_arrow(config: str, local: dict[str, datasets.Dataset]):
     for ds in local.values():
         for table in ds.with_format("arrow").iter(batch_size=1):
-            yield arrow_shaped(config, table, shapes)
+            yield arrow_shaped(config, table)
 
 
 def stream_numpy(
@@ -152,19 +142,19 @@ def stream_numpy(
             yield shaped(config, example)
 
 
-def stream_arrow(config: str, streamed: dict[str, datasets.IterableDataset], shapes: dict):
+def stream_arrow(config: str, streamed: dict[str, datasets.IterableDataset]):
     for ds in streamed.values():
         for table in ds.select_columns(array_columns(config)).with_format("arrow"):
-            yield arrow_shaped(config, table, shapes)
+            yield arrow_shaped(config, table)
 
 
-def pyarrow_batches(config: str, paths: list[Path], shapes: dict):
+def pyarrow_batches(config: str, paths: list[Path]):
     for path in paths:
         batches = pq.ParquetFile(path).iter_batches(
             batch_size=1, columns=array_columns(config), use_threads=False
         )
         for batch in batches:
-            yield arrow_shaped(config, batch, shapes)
+            yield arrow_shaped(config, batch)
 
 
 def config_readers(
@@ -173,7 +163,6 @@ def config_readers(
     local: dict[str, datasets.Dataset],
     streamed: dict[str, datasets.IterableDataset],
     paths: list[Path],
-    shapes: dict,
 ) -> dict[str, tuple[Reader, str]]:
     """Reader name -> (a function iterating every example's arrays, the target vs .npy)."""
     return {
@@ -184,7 +173,7 @@ def config_readers(
             "",
         ),
         "Arrow cache, arrow + flatten().to_numpy()": (
-            partial(local_arrow, config, local, shapes),
+            partial(local_arrow, config, local),
             "",
         ),
         "streaming, numpy": (partial(stream_numpy, config, streamed), ">= 0.2x"),
@@ -193,11 +182,11 @@ def config_readers(
             "",
         ),
         "streaming, arrow, array columns only": (
-            partial(stream_arrow, config, streamed, shapes),
+            partial(stream_arrow, config, streamed),
             "",
         ),
         "pyarrow iter_batches, 1 thread, no datasets": (
-            partial(pyarrow_batches, config, paths, shapes),
+            partial(pyarrow_batches, config, paths),
             "",
         ),
     }
@@ -357,8 +346,6 @@ def main() -> None:
                 )
                 for s in splits
             }
-            features = local[splits[0]].features
-            shapes = fixed_shapes(features, config)
 
             # baseline: the same arrays as .npy files
             npy_folder = tmp / "npy" / config
@@ -378,7 +365,7 @@ def main() -> None:
                     npy_files.append(files)
 
             for name, (reader, target) in config_readers(
-                config, npy_files, local, streamed, shards[config], shapes
+                config, npy_files, local, streamed, shards[config]
             ).items():
                 counted = consume(reader, config)  # also the warm-up
                 if counted != examples[config]:

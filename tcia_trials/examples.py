@@ -221,6 +221,7 @@ def patch_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], l
             **lesion_record(lesion),
             patch=cast_lossless(patch, ctx.image_dtype, series_uid),
             patch_mask=patch_mask.astype(np.uint8),
+            patch_shape=np.asarray(ctx.patch_shape, dtype=np.int32),
             patch_start=np.asarray(start, dtype=np.int32),
             valid_box=np.asarray(valid, dtype=np.int32),
             pad_value=float(pad),

@@ -10,7 +10,9 @@ without tcia-trials installed)::
 Storage choices (measured, see README "Benchmarks"): whole volumes vary in rows x cols, which
 ``Array3D`` cannot hold (only its first dimension may vary), and nested lists decode ~20x slower
 than flat ones, so volumes and masks are flat ``List(Value(dtype))`` next to an explicit
-``image_shape``; fixed-size patches are ``Array3D``; geometry is ``Array2D``/fixed lists.
+``image_shape``; fixed-size patches are fixed-length flat lists next to ``patch_shape``
+(``Array3D`` decodes ~3x slower: ``datasets`` stores it as nested lists); 3x3 and 4x4 matrices
+are ``Array2D``.
 """
 
 from __future__ import annotations
@@ -48,12 +50,10 @@ def hf_feature(field: Field):
     if field.is_list or field.is_flat_tensor:
         return datasets.List(value)
     if field.is_fixed_tensor:
-        if len(field.shape) == 1:
-            return datasets.List(value, length=field.shape[0])
-        array_type = {2: datasets.Array2D, 3: datasets.Array3D, 4: datasets.Array4D}[
-            len(field.shape)
-        ]
-        return array_type(shape=field.shape, dtype=field.dtype)
+        if len(field.shape) == 2:  # small matrices (direction, affine) keep their shape
+            return datasets.Array2D(shape=field.shape, dtype=field.dtype)
+        # vectors and patches: a fixed-size flat list (Array3D decodes ~3x slower, as nested lists)
+        return datasets.List(value, length=int(np.prod(field.shape)))
     return value
 
 
@@ -74,8 +74,10 @@ def encode(fields: Iterable[Field], example: Mapping[str, object]) -> dict[str, 
             encoded[field.name] = encode(field.fields, value or {}) if value is not None else None  # type: ignore[arg-type]
         elif field.is_flat_tensor:
             encoded[field.name] = np.ascontiguousarray(value, dtype=field.dtype).ravel()
-        elif field.is_fixed_tensor:
+        elif field.is_fixed_tensor and len(field.shape) == 2:
             encoded[field.name] = np.asarray(value, dtype=field.dtype)
+        elif field.is_fixed_tensor:
+            encoded[field.name] = np.ascontiguousarray(value, dtype=field.dtype).ravel()
         else:
             encoded[field.name] = value
     return encoded

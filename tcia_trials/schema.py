@@ -200,9 +200,18 @@ def config_fields(
             Field("units", "string"),
             *LESION_FIELDS,
             Field(
-                "patch", image_dtype, patch_shape, doc="voxels around the seed (slices, rows, cols)"
+                "patch",
+                image_dtype,
+                patch_shape,
+                doc="voxels around the seed (slices, rows, cols), flat",
             ),
             Field("patch_mask", "uint8", patch_shape, doc="1 inside this lesion"),
+            Field(
+                "patch_shape",
+                "int32",
+                (3,),
+                doc="(slices, rows, cols) to reshape patch and patch_mask",
+            ),
             Field(
                 "patch_start",
                 "int32",

@@ -99,6 +99,9 @@ def test_lesion_rows_equal_annotation_only_reads(built):
 def test_patches_are_crops_around_the_seed(built):
     result, index, _, _ = built
     example = next(iter(_load(result, "lesion_patches", "test").with_format("numpy", dtype=None)))
+    shape = tuple(example["patch_shape"])
+    example["patch"] = example["patch"].reshape(shape)
+    example["patch_mask"] = example["patch_mask"].reshape(shape)
     volume = tt.read_volume(index, example["series_uid"])
     k, j, i = (int(v) for v in example["patch_start"])
     k0, j0, i0, k1, j1, i1 = (int(v) for v in example["valid_box"])
