@@ -135,45 +135,66 @@ def build(
         reconciliation = table.reconcile(patients_with_images)
         result.images_without_clinical = reconciliation.images_without_clinical
         result.clinical_without_images = reconciliation.clinical_without_images
-    for config_name in configs:
-        fields = config_fields(
-            config_name,
-            image_dtype=ctx.image_dtype,
-            patch_shape=ctx.patch_shape,
-            clinical=table.schema() if table else {},
+    clinical_types = table.schema() if table else {}
+    fields = {
+        name: config_fields(
+            name, image_dtype=ctx.image_dtype, patch_shape=ctx.patch_shape, clinical=clinical_types
         )
-        ctx.skips = []
-        if config_name == "clinical":
-            stream = ex.clinical_examples(ctx, patients_with_images)
-        else:
-            stream = ex.iter_examples(ctx, config_name, num_proc=num_proc)
-        splits = hf.write_config(target, config_name, fields, stream)
-        files = [name for record in splits.values() for name in record.files]
-        hf.write_build_record(
-            target,
-            config_name,
-            {
-                "builder": spec.name,
-                "version": spec.version,
-                "config": config_name,
-                "features": hf.hf_features(fields).to_dict(),
-                "splits": [
-                    {"name": r.name, "num_examples": r.num_examples, "num_bytes": r.num_bytes}
-                    for r in splits.values()
-                ],
-                "checksums": hf.file_checksums(target, files),
-                "skipped": [{"what": what, "why": why} for what, why in ctx.skips],
-                "clinical_schema": result.clinical_schema,
-            },
-        )
-        result.configs[config_name] = {r.name: r.num_examples for r in splits.values()}
-        result.skipped.extend((config_name, what, why) for what, why in ctx.skips)
+        for name in configs
+    }
+    writers: dict[str, hf.ConfigWriter] = {}
+    try:
+        writers = {name: hf.ConfigWriter(target, name, fields[name]) for name in configs}
+        per_series = tuple(name for name in configs if name != "clinical")
+        for name, (_key, split, example) in ex.iter_examples(ctx, per_series, num_proc=num_proc):
+            writers[name].add(split, example)  # every series is read once for all its configs
+        if "clinical" in writers:
+            for _key, split, example in ex.clinical_examples(ctx, patients_with_images):
+                writers["clinical"].add(split, example)
+        for name in configs:
+            splits = writers.pop(name).finish()
+            _record(target, spec, name, fields[name], splits, ctx.skips.get(name, []), result)
+    finally:
+        for writer in writers.values():
+            writer.abort()
     _write_card(target, spec, dataset_name)
     if "arrow" in formats:
         for config_name in configs:
             hf.write_arrow(target, config_name)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _record(
+    target: Path,
+    spec: TrialSpec,
+    config: str,
+    fields: tuple,
+    splits: dict[str, hf.SplitRecord],
+    skips: list[tuple[str, str]],
+    result: BuildResult,
+) -> None:
+    """The config's build record (features, splits, checksums, skips) and its summary."""
+    files = [name for record in splits.values() for name in record.files]
+    hf.write_build_record(
+        target,
+        config,
+        {
+            "builder": spec.name,
+            "version": spec.version,
+            "config": config,
+            "features": hf.hf_features(fields).to_dict(),
+            "splits": [
+                {"name": r.name, "num_examples": r.num_examples, "num_bytes": r.num_bytes}
+                for r in splits.values()
+            ],
+            "checksums": hf.file_checksums(target, files),
+            "skipped": [{"what": what, "why": why} for what, why in skips],
+            "clinical_schema": result.clinical_schema,
+        },
+    )
+    result.configs[config] = {r.name: r.num_examples for r in splits.values()}
+    result.skipped.extend((config, what, why) for what, why in skips)
 
 
 def _configs(spec: TrialSpec, config: str | Iterable[str] | None) -> tuple[str, ...]:

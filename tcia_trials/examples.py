@@ -7,7 +7,7 @@ Images are read one series at a time, so memory stays bounded by the largest ser
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +46,8 @@ class ExampleContext:
     patch_shape: tuple[int, int, int] = (32, 64, 64)
     slices_per_lesion: int | None = 1  # slices_2d: None = every slice holding the lesion
     window_presets: tuple = ()  # slices_2d: the builder's WindowPresets
-    skips: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
+    skips: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # config -> (what, why)
+    _cached: tuple[str, tuple[Volume, Annotations]] | None = field(default=None, repr=False)
 
     def clinical(self, patient_id: str) -> dict[str, object] | None:
         if not self.clinical_columns:
@@ -140,10 +141,15 @@ Skip = tuple[str, str]  # (what, why)
 
 
 def read_series(ctx: ExampleContext, series_uid: str) -> tuple[Volume, Annotations]:
+    """The series' volume and annotations, read once for all the configs of a build."""
+    if ctx._cached is not None and ctx._cached[0] == series_uid:
+        return ctx._cached[1]
+    ctx._cached = None  # release the previous series before reading the next
     volume = read_volume(ctx.index, series_uid)
     annotations = read_annotations(
         ctx.index, series_uid, volume=volume, rules=ctx.rules, labels=ctx.labels, links=ctx.links
     )
+    ctx._cached = (series_uid, (volume, annotations))
     return volume, annotations
 
 
@@ -295,45 +301,60 @@ PER_SERIES = {
 
 _worker_context: ExampleContext | None = None
 
+Results = list[tuple[str, list[Keyed], list[Skip]]]  # (config, examples, skips) of one series
+
 
 def _init_worker(ctx: ExampleContext) -> None:
     global _worker_context
     _worker_context = ctx
 
 
-def _run(task: tuple[str, str]) -> tuple[list[Keyed], list[Skip]]:
-    config, series_uid = task
+def _run(task: tuple[tuple[str, ...], str]) -> Results:
+    configs, series_uid = task
     assert _worker_context is not None
-    return _examples_of_series(_worker_context, config, series_uid)
+    return _examples_of_series(_worker_context, configs, series_uid)
 
 
-def _examples_of_series(
-    ctx: ExampleContext, config: str, series_uid: str
-) -> tuple[list[Keyed], list[Skip]]:
-    """A series' examples, or a recorded skip naming the series and the problem."""
+def _examples_of_series(ctx: ExampleContext, configs: tuple[str, ...], series_uid: str) -> Results:
+    """A series' examples for every config (its volume read once), or recorded skips naming
+    the series and the problem."""
+    results: Results = []
     try:
-        return PER_SERIES[config](ctx, series_uid)
-    except TciaTrialsError as exc:
-        return [], [(series_uid, str(exc))]
+        for config in configs:
+            try:
+                examples, skips = PER_SERIES[config](ctx, series_uid)
+            except TciaTrialsError as exc:
+                examples, skips = [], [(series_uid, str(exc))]
+            results.append((config, examples, skips))
+    finally:
+        ctx._cached = None
+    return results
 
 
-def iter_examples(ctx: ExampleContext, config: str, *, num_proc: int = 1) -> Iterator[Keyed]:
-    """The examples of a config in deterministic order; skips are appended to ``ctx.skips``.
+def iter_examples(
+    ctx: ExampleContext, configs: tuple[str, ...], *, num_proc: int = 1
+) -> Iterator[tuple[str, Keyed]]:
+    """``(config, (key, split, example))`` of several configs, series by series in deterministic
+    order, each series read once; skips go to ``ctx.skips[config]``.
 
     With ``num_proc > 1`` series are read in worker processes; the order stays the same.
     """
-    tasks = [(config, uid) for uid in ctx.annotated_series()]
+    tasks = [(configs, uid) for uid in ctx.annotated_series()]
     if num_proc <= 1:
-        results = (_examples_of_series(ctx, config, uid) for _, uid in tasks)
-        for examples, skips in results:
-            ctx.skips.extend(skips)
-            yield from examples
+        results: Iterable[Results] = (_examples_of_series(ctx, configs, uid) for _, uid in tasks)
+        yield from _flatten(ctx, results)
         return
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(
         num_proc, initializer=_init_worker, initargs=(ctx,)
     ) as pool:
-        for examples, skips in pool.imap(_run, tasks):
-            ctx.skips.extend(skips)
-            yield from examples
+        yield from _flatten(ctx, pool.imap(_run, tasks))
+
+
+def _flatten(ctx: ExampleContext, results: Iterable[Results]) -> Iterator[tuple[str, Keyed]]:
+    for per_series in results:
+        for config, examples, skips in per_series:
+            ctx.skips.setdefault(config, []).extend(skips)
+            for keyed in examples:
+                yield config, keyed

@@ -91,74 +91,83 @@ class SplitRecord:
     files: tuple[str, ...]
 
 
-def write_config(
-    out: Path,
-    config: str,
-    fields: tuple[Field, ...],
-    examples: Iterable[tuple[str, str, Mapping[str, object]]],
-    *,
-    max_shard_bytes: int = MAX_SHARD_BYTES,
-) -> dict[str, SplitRecord]:
-    """Write one config's examples as sharded Parquet under ``out/data/<config>/``.
+class ConfigWriter:
+    """Writes one config's examples as sharded Parquet under ``out/data/<config>/``.
 
-    Shards are written into a temporary folder that replaces the config's folder only when every
-    shard is complete, so an interrupted build never leaves a dataset that looks finished.
+    Shards go to a temporary folder that replaces the config's folder only in :meth:`finish`,
+    when every shard is complete, so an interrupted build never leaves a dataset that looks
+    finished (:meth:`abort` removes the temporary folder).
     """
-    from datasets.arrow_writer import ParquetWriter
 
-    features = hf_features(fields)
-    final = out / "data" / config
-    staging = out / "data" / f".{config}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    rows_per_group = ROWS_PER_GROUP.get(config, DEFAULT_ROWS_PER_GROUP)
-    writers: dict[str, tuple[ParquetWriter, int]] = {}
-    shards: dict[str, list[Path]] = {}
-    counts: dict[str, int] = {}
-    sizes: dict[str, int] = {}
-    current: dict[str, int] = {}
-    try:
-        for _key, split, example in examples:
-            row = encode(fields, example)
-            nbytes = _nbytes(row)
-            if (
-                split in writers
-                and current[split] + nbytes > max_shard_bytes
-                and current[split] > 0
-            ):
-                writers.pop(split)[0].finalize()
-            if split not in writers:
-                path = staging / f"{split}-{len(shards.setdefault(split, [])):05d}.parquet"
-                shards[split].append(path)
-                writers[split] = (
-                    ParquetWriter(
-                        path=str(path), features=features, writer_batch_size=rows_per_group
-                    ),
-                    0,
-                )
-                current[split] = 0
-            writers[split][0].write(row)
-            current[split] += nbytes
-            counts[split] = counts.get(split, 0) + 1
-            sizes[split] = sizes.get(split, 0) + nbytes
-        for writer, _ in writers.values():
-            writer.finalize()
-        writers.clear()
+    def __init__(
+        self,
+        out: Path,
+        config: str,
+        fields: tuple[Field, ...],
+        *,
+        max_shard_bytes: int = MAX_SHARD_BYTES,
+    ) -> None:
+        self.out, self.config, self.fields = out, config, fields
+        self.features = hf_features(fields)
+        self.max_shard_bytes = max_shard_bytes
+        self.rows_per_group = ROWS_PER_GROUP.get(config, DEFAULT_ROWS_PER_GROUP)
+        self.staging = out / "data" / f".{config}.partial-{os.getpid()}"
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir(parents=True)
+        self._writers: dict[str, object] = {}
+        self._shards: dict[str, list[Path]] = {}
+        self._counts: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}
+        self._current: dict[str, int] = {}
+
+    def add(self, split: str, example: Mapping[str, object]) -> None:
+        from datasets.arrow_writer import ParquetWriter
+
+        row = encode(self.fields, example)
+        nbytes = _nbytes(row)
+        if (
+            split in self._writers
+            and self._current[split] > 0
+            and self._current[split] + nbytes > self.max_shard_bytes
+        ):
+            self._writers.pop(split).finalize()  # type: ignore[attr-defined]
+        if split not in self._writers:
+            path = self.staging / f"{split}-{len(self._shards.setdefault(split, [])):05d}.parquet"
+            self._shards[split].append(path)
+            self._writers[split] = ParquetWriter(
+                path=str(path), features=self.features, writer_batch_size=self.rows_per_group
+            )
+            self._current[split] = 0
+        self._writers[split].write(row)  # type: ignore[attr-defined]
+        self._current[split] += nbytes
+        self._counts[split] = self._counts.get(split, 0) + 1
+        self._sizes[split] = self._sizes.get(split, 0) + nbytes
+
+    def finish(self) -> dict[str, SplitRecord]:
+        """Close every shard, name them ``<split>-NNNNN-of-NNNNN.parquet`` and swap them in."""
+        for writer in self._writers.values():
+            writer.finalize()  # type: ignore[attr-defined]
+        self._writers.clear()
         records = {}
-        for split, paths in sorted(shards.items()):
+        for split, paths in sorted(self._shards.items()):
             names = []
             for number, path in enumerate(paths):
                 name = f"{split}-{number:05d}-of-{len(paths):05d}.parquet"
-                path.rename(staging / name)
-                names.append(f"data/{config}/{name}")
-            records[split] = SplitRecord(split, counts[split], sizes[split], tuple(names))
+                path.rename(self.staging / name)
+                names.append(f"data/{self.config}/{name}")
+            records[split] = SplitRecord(
+                split, self._counts[split], self._sizes[split], tuple(names)
+            )
+        final = self.out / "data" / self.config
         shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
-    finally:
-        for writer, _ in writers.values():
-            writer.close()
-        shutil.rmtree(staging, ignore_errors=True)
-    return records
+        self.staging.rename(final)
+        return records
+
+    def abort(self) -> None:
+        for writer in self._writers.values():
+            writer.close()  # type: ignore[attr-defined]
+        self._writers.clear()
+        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def _nbytes(value: object) -> int:
