@@ -370,24 +370,7 @@ def read_annotations(
     labeler = _Labeler(rules, labels)
     volume = volume or read_volume(index, series_uid)
     links = links or link_annotations(index, rules, labels)
-    header_for = _header_lookup(index)
-    pieces: list[_Piece] = []
-    sources: list[AnnotationSource] = []
-    no_findings = False
-    for uid in links.by_image.get(series_uid, ()):
-        series = index.series[uid]
-        try:
-            found, negative = _pieces_on_volume(series, volume, labeler, header_for, threshold)
-        except TciaTrialsError as exc:
-            sources.append(
-                AnnotationSource(uid, series.modality, series.description, "skipped", str(exc))
-            )
-            continue
-        pieces.extend(found)
-        no_findings |= negative
-        status = "used" if found or negative else "skipped"
-        reason = None if status == "used" else "no lesion, seed point or measurement in it"
-        sources.append(AnnotationSource(uid, series.modality, series.description, status, reason))
+    pieces, sources, no_findings = _collect(index, series_uid, links, labeler, volume, threshold)
     pieces.extend(_table_pieces(seeds, index.series[series_uid], volume, labeler))
     lesions = _lesions(pieces, volume)
     problems = []
@@ -417,29 +400,12 @@ def read_lesions_without_images(
     """The lesions of one image series from its annotation series alone, without reading its
     images (which may not even be downloaded): seed points in LPS mm, volumes from SEG grids or
     contour areas, time points, locations and SR measurements; no masks."""
+    if series_uid not in index.series:
+        raise SeriesNotFoundError(f"series {series_uid} is not in the index of {index.root}")
     rules = rules or AnnotationRules()
     labeler = _Labeler(rules, labels)
     links = links or link_annotations(index, rules, labels)
-    header_for = _header_lookup(index)
-    pieces: list[_Piece] = []
-    sources: list[AnnotationSource] = []
-    no_findings = False
-    for uid in links.by_image.get(series_uid, ()):
-        series = index.series[uid]
-        try:
-            found: list[_Piece] = []
-            for path in series.paths:
-                document = _read_document(series.modality, path, header=header_for)
-                pieces_of_file, negative = _pieces(document, labeler, None, 0.5)
-                found.extend(pieces_of_file)
-                no_findings |= negative
-        except TciaTrialsError as exc:
-            sources.append(
-                AnnotationSource(uid, series.modality, series.description, "skipped", str(exc))
-            )
-            continue
-        pieces.extend(found)
-        sources.append(AnnotationSource(uid, series.modality, series.description, "used"))
+    pieces, sources, no_findings = _collect(index, series_uid, links, labeler, None, 0.5)
     lesions = _lesions(pieces, None)
     return Annotations(
         series_uid=series_uid,
@@ -462,13 +428,44 @@ def _header_lookup(index: Index):
     return header_for
 
 
-def _pieces_on_volume(
-    series: Series, volume: Volume, labeler: _Labeler, header_for, threshold: float
+def _collect(
+    index: Index,
+    series_uid: str,
+    links: AnnotationLinks,
+    labeler: _Labeler,
+    volume: Volume | None,
+    threshold: float,
+) -> tuple[list[_Piece], list[AnnotationSource], bool]:
+    """Pieces of every annotation series linked to an image series (on ``volume``'s grid, or
+    standalone when None), what became of each series, and whether one says "no findings"."""
+    header_for = _header_lookup(index)
+    pieces: list[_Piece] = []
+    sources: list[AnnotationSource] = []
+    no_findings = False
+    for uid in links.by_image.get(series_uid, ()):
+        series = index.series[uid]
+        try:
+            found, negative = _pieces_of_series(series, volume, labeler, header_for, threshold)
+        except TciaTrialsError as exc:
+            sources.append(
+                AnnotationSource(uid, series.modality, series.description, "skipped", str(exc))
+            )
+            continue
+        pieces.extend(found)
+        no_findings |= negative
+        status = "used" if found or negative else "skipped"
+        reason = None if status == "used" else "no lesion, seed point or measurement in it"
+        sources.append(AnnotationSource(uid, series.modality, series.description, status, reason))
+    return pieces, sources, no_findings
+
+
+def _pieces_of_series(
+    series: Series, volume: Volume | None, labeler: _Labeler, header_for, threshold: float
 ) -> tuple[list[_Piece], bool]:
     pieces: list[_Piece] = []
     negative = False
     for path in series.paths:
-        if series.modality == "SEG":  # one parse gives the document and the masks
+        if series.modality == "SEG" and volume is not None:  # one parse: document and masks
             on_grid = seg_masks_on_volume(path, volume, threshold=threshold)
             pieces.extend(_seg_pieces(on_grid.document, labeler, volume, threshold, on_grid))
             continue
