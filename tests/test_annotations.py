@@ -308,3 +308,17 @@ def test_label_spec_drops_segments_and_rois_that_are_not_lesions(collection):
             assert not {"RTSTRUCT", "SEG"} & set(lesion.sources)
     kept = {les.label for les in annotations.lesions if "RTSTRUCT" in les.sources}
     assert kept == {les["label"] for les in study["lesions"] if "LYMPH" not in les["label"]}
+
+
+def test_links_from_references_inside_the_objects_equal_the_csv_links(collection, tmp_path):
+    import shutil
+
+    _, truth, out, links = collection
+    copy = tmp_path / "no-csv"
+    shutil.copytree(out, copy)
+    (copy / truth["annotations_csv"]).unlink()
+    from_objects = link_annotations(tt.scan(copy))
+    assert from_objects.orphans == {}
+    assert {k: set(v) for k, v in from_objects.by_image.items()} == {
+        k: set(v) for k, v in links.by_image.items()
+    }

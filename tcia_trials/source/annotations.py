@@ -309,12 +309,50 @@ def _referenced_image(
     )
 
 
+#: For linking, RTSTRUCT and SR headers are read only up to the sequences naming the referenced
+#: series (contours and content trees, the bulk of the files, are never parsed).
+_LAST_REFERENCE_TAG = {"RTSTRUCT": 0x30060010, "SR": 0x0040A385}
+
+
 def _document_references(series: Series) -> tuple[str, ...]:
     found: list[str] = []
     for path in series.paths:
-        document = _read_document(series.modality, path, header=None)
-        found.extend(uid for uid in document.referenced_series_uids if uid not in found)
+        if series.modality == "SEG":
+            referenced = read_seg_document(path).referenced_series_uids
+        else:
+            referenced = _header_references(path, _LAST_REFERENCE_TAG[series.modality])
+        found.extend(uid for uid in referenced if uid not in found)
     return tuple(found)
+
+
+def _header_references(path: Path, last_tag: int) -> list[str]:
+    """SeriesInstanceUIDs named by an RTSTRUCT's ReferencedFrameOfReferenceSequence or an SR's
+    evidence sequences, reading the file only up to ``last_tag``."""
+    from pydicom.filereader import read_partial
+
+    try:
+        with open(path, "rb") as handle:
+            ds = read_partial(
+                handle, stop_when=lambda tag, vr, length: int(tag) > last_tag, force=True
+            )
+    except Exception as exc:  # pydicom raises many types for damaged files
+        raise DicomReadError(f"{path}: cannot read the DICOM header: {exc}") from exc
+    found: list[str] = []
+    for frame in ds.get("ReferencedFrameOfReferenceSequence", []):
+        for study in frame.get("RTReferencedStudySequence", []):
+            found.extend(
+                str(s.SeriesInstanceUID)
+                for s in study.get("RTReferencedSeriesSequence", [])
+                if "SeriesInstanceUID" in s
+            )
+    for keyword in ("CurrentRequestedProcedureEvidenceSequence", "PertinentOtherEvidenceSequence"):
+        for study in ds.get(keyword, []):
+            found.extend(
+                str(s.SeriesInstanceUID)
+                for s in study.get("ReferencedSeriesSequence", [])
+                if "SeriesInstanceUID" in s
+            )
+    return found
 
 
 def _read_document(
