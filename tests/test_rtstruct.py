@@ -926,3 +926,27 @@ def test_in_memory_dataset_values_parse_like_raw_text(rtutils_dir: Path, tmp_pat
     ds.save_as(path)
     contour = read_rtstruct(path).rois[0].contours[0]
     np.testing.assert_array_equal(contour.points, [[-51.0, 51.0, 60.0]] * 2)
+
+
+def test_listed_images_from_raw_bytes_equal_pydicom_parse(realdata) -> None:
+    """The document-level ContourImageSequence UIDs, read from raw bytes, equal pydicom's parse."""
+    import pydicom
+
+    for path in sorted(realdata.glob("0[67]_*/*.dcm")):
+        ds = pydicom.dcmread(path, force=True)
+        if ds.get("Modality") != "RTSTRUCT":
+            continue
+        expected = [
+            str(ref.ReferencedSOPInstanceUID)
+            for frame in ds.get("ReferencedFrameOfReferenceSequence", [])
+            for study in frame.get("RTReferencedStudySequence", [])
+            for series in study.get("RTReferencedSeriesSequence", [])
+            for ref in series.get("ContourImageSequence", [])
+        ]
+        document = read_rtstruct(path)
+        contour_refs = [
+            u for roi in document.rois for c in roi.contours for u in c.referenced_sop_instance_uids
+        ]
+        assert list(document.referenced_sop_instance_uids) == list(
+            dict.fromkeys(expected + contour_refs)
+        )
