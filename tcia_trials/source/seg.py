@@ -237,6 +237,7 @@ class _Frames:
     orientation: np.ndarray | None  # (6,) shared ImageOrientationPatient; None if absent/varies
     refs: tuple[tuple[tuple[str, int | None], ...], ...]  # per frame: (SOPInstanceUID, frame)
     not_preserved: int  # frames whose SpatialLocationsPreserved is NO or REORIENTED
+    segments: tuple[int | None, ...] = ()  # per frame: ReferencedSegmentNumber
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,8 +417,14 @@ def _frames(ds: Dataset) -> _Frames:
     positions: list[Sequence[float] | None] = []
     orientations: set[tuple[float, ...]] = set()
     refs = []
+    segments: list[int | None] = []
     not_preserved = 0
     for item in per_frame:
+        identification = _group_item([item, shared], "SegmentIdentificationSequence")
+        number = (
+            identification.get("ReferencedSegmentNumber") if identification is not None else None
+        )
+        segments.append(int(number) if number not in (None, "") else None)
         position = _group_item([item, shared], "PlanePositionSequence")
         positions.append(position.get("ImagePositionPatient") if position is not None else None)
         orientation = _group_item([item, shared], "PlaneOrientationSequence")
@@ -433,6 +440,7 @@ def _frames(ds: Dataset) -> _Frames:
         orientation=np.array(next(iter(orientations))) if len(orientations) == 1 else None,
         refs=tuple(refs),
         not_preserved=not_preserved,
+        segments=tuple(segments),
     )
 
 
@@ -465,11 +473,10 @@ def _decoding(path: Path, ds: Dataset) -> Iterator[None]:
 
 def _open(
     source: str | PathLike[str] | SegDocument,
-) -> tuple[SegDocument, Dataset, highdicom.seg.Segmentation, _Frames]:
-    """Read a SEG once: document, dataset, highdicom Segmentation (sharing the dataset) and the
-    per-frame geometry and references."""
-    import highdicom
-
+) -> tuple[SegDocument, Dataset, Callable[[], highdicom.seg.Segmentation], _Frames]:
+    """Read a SEG once: document, dataset, the per-frame geometry and references, and a function
+    giving highdicom's Segmentation of the same dataset (built on first use only: the fast path
+    for uncompressed BINARY SEGs placed by reference does not need it)."""
     path = Path(source.path if isinstance(source, SegDocument) else source)
     with _lenient_reading():
         ds = _read_dataset(path, pixels=True)
@@ -477,15 +484,24 @@ def _open(
         if "PixelData" not in ds:
             raise AnnotationError(f"{path}: the SEG has no pixel data")
         _check_native_length(ds, path)
-        try:
-            seg = highdicom.seg.Segmentation.from_dataset(ds, copy=False)
-        except Exception as exc:  # highdicom validates many things; report them with the syntax
-            raise DicomReadError(
-                f"{path}: highdicom cannot read this SEG ({_syntax_name(ds)}): "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
         frames = _frames(ds)
-    return document, ds, seg, frames
+    built: list[highdicom.seg.Segmentation] = []
+
+    def segmentation() -> highdicom.seg.Segmentation:
+        import highdicom
+
+        if not built:
+            with _lenient_reading():
+                try:
+                    built.append(highdicom.seg.Segmentation.from_dataset(ds, copy=False))
+                except Exception as exc:  # highdicom validates many things; say which syntax
+                    raise DicomReadError(
+                        f"{path}: highdicom cannot read this SEG ({_syntax_name(ds)}): "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+        return built[0]
+
+    return document, ds, segmentation, frames
 
 
 def _check_native_length(ds: Dataset, path: Path) -> None:
@@ -625,8 +641,8 @@ def seg_masks_own_grid(
         plane positions).
     """
     _check_threshold(threshold)
-    document, ds, seg, _ = _open(source)
-    values, affine = _own_grid(document, ds, seg)
+    document, ds, segmentation, _ = _open(source)
+    values, affine = _own_grid(document, ds, segmentation())
     masks, _ = _split(values, document, threshold)
     return masks, affine
 
@@ -667,13 +683,15 @@ def seg_masks_on_volume(
         Not a SEG, or geometry is needed and its frames do not form one regular grid.
     """
     _check_threshold(threshold)
-    document, ds, seg, frames = _open(source)
+    document, ds, segmentation, frames = _open(source)
     flags = _check_reference(document, frames, volume)
     slices, mismatch = _reference_slices(frames, volume, int(ds.Rows), int(ds.Columns))
     if mismatch:
         flags.append(mismatch)
     if slices is not None:
-        placed = _by_reference(document, ds, seg, volume)
+        placed = _native_binary_by_reference(document, ds, frames, slices, volume)
+        if placed is None:
+            placed = _by_reference(document, ds, segmentation(), volume)
         if placed is not None:
             masks, fractions = _split(placed, document, threshold)
             return SegOnGrid(masks, fractions, False, tuple(flags), "reference", document)
@@ -685,7 +703,7 @@ def seg_masks_on_volume(
             f"place them by geometry (it references "
             f"{_listing(document.referenced_series_uids) or 'no series'})"
         )
-    values, own_affine = _own_grid(document, ds, seg, contiguous=False)
+    values, own_affine = _own_grid(document, ds, segmentation(), contiguous=False)
     annotated = _annotated(values, document, threshold)
     placed, resampled, geometry_flags = _by_geometry(
         values, annotated, own_affine, frames, volume, document
@@ -843,6 +861,40 @@ def _by_reference(
     else:
         return None  # slices from several multi-frame instances: place by geometry
     return _per_segment(document, ds, fetch)
+
+
+def _native_binary_by_reference(
+    document: SegDocument, ds: Dataset, frames: _Frames, slices: np.ndarray, volume: Volume
+) -> list[np.ndarray] | None:
+    """Uncompressed BINARY SEGs whose frames all reference volume slices: unpack the frames'
+    bits with numpy straight onto the grid (what highdicom's ``get_pixels_by_source_instance``
+    gives, checked in the tests, without building its frame index).  None when not applicable."""
+    meta = getattr(ds, "file_meta", Dataset())
+    syntax = meta.get("TransferSyntaxUID")
+    if (
+        document.segmentation_type != "BINARY"
+        or int(ds.get("BitsAllocated", 0)) != 1
+        or syntax is None
+        or not UID(str(syntax)).is_transfer_syntax
+        or UID(str(syntax)).is_compressed
+        or not UID(str(syntax)).is_little_endian
+        or len(frames.segments) != len(slices)
+        or any(number is None for number in frames.segments)
+    ):
+        return None
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    count = len(slices)
+    bits = np.frombuffer(ds.PixelData, dtype=np.uint8)
+    pixels = np.unpackbits(bits, bitorder="little", count=count * rows * cols).reshape(
+        count, rows, cols
+    )
+    masks = []
+    for segment in document.segments:
+        mask = np.zeros(volume.shape, dtype=bool)
+        for n in np.flatnonzero(np.asarray(frames.segments) == segment.segment_number):
+            mask[slices[n]] |= pixels[n].astype(bool)
+        masks.append(mask)
+    return masks
 
 
 def _options(document: SegDocument, combine: bool) -> dict[str, object]:
