@@ -40,7 +40,6 @@ plus a rim of about one pixel (measured in ``tests/test_rtstruct.py``).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from os import PathLike
@@ -55,6 +54,7 @@ from pydicom.uid import RTStructureSetStorage
 
 from tcia_trials.errors import AnnotationError, DicomReadError, MissingReferenceError
 from tcia_trials.source import geometry
+from tcia_trials.source.raw_uids import referenced_instance_uids
 
 if TYPE_CHECKING:
     from tcia_trials.source.volume import Volume
@@ -296,46 +296,13 @@ def _references(ds: Dataset) -> tuple[str | None, list[str], list[str]]:
                 uid = _text_or_none(series.get("SeriesInstanceUID"))
                 if uid:
                     series_uids.append(uid)
-                sop_uids.extend(_listed_images(series, ds))
+                sop_uids.extend(
+                    referenced_instance_uids(series, _CONTOUR_IMAGE_SEQUENCE, ds.original_encoding)
+                )
     return frame_uid, series_uids, sop_uids
 
 
 _CONTOUR_IMAGE_SEQUENCE = 0x30060016
-_UID_CHARACTERS = re.compile(rb"[0-9.]+")
-
-
-def _listed_images(series: Dataset, ds: Dataset) -> list[str]:
-    """ReferencedSOPInstanceUIDs of a series' ContourImageSequence.
-
-    TCIA RTSTRUCTs list every image of the series here (hundreds of items); building a pydicom
-    dataset per item costs ~20 ms a file, so the UIDs are taken from the sequence's raw bytes
-    (tag (0008,1155), then its length and value); an already parsed sequence is read as is.
-    """
-    element = series.get_item(_CONTOUR_IMAGE_SEQUENCE)
-    if element is None:
-        return []
-    raw = element.value
-    if not isinstance(raw, bytes):
-        return _image_refs(series)
-    implicit, little = ds.original_encoding
-    tag = b"\x08\x00\x55\x11" if little else b"\x00\x08\x11\x55"
-    order = "little" if little else "big"
-    uids = []
-    start = raw.find(tag)
-    while start >= 0:
-        head = start + 4
-        if implicit:
-            length, value_start = int.from_bytes(raw[head : head + 4], order), head + 4
-        elif raw[head : head + 2] == b"UI":
-            length, value_start = int.from_bytes(raw[head + 2 : head + 4], order), head + 4
-        else:
-            start = raw.find(tag, start + 1)
-            continue
-        value = raw[value_start : value_start + length].rstrip(b"\x00 ")
-        if value and _UID_CHARACTERS.fullmatch(value):
-            uids.append(value.decode("ascii"))
-        start = raw.find(tag, value_start + length)
-    return uids
 
 
 def _image_refs(item: Dataset) -> list[str]:

@@ -105,6 +105,7 @@ from tcia_trials.errors import (
     TciaTrialsError,
 )
 from tcia_trials.source import geometry
+from tcia_trials.source.raw_uids import referenced_instance_uids
 
 if TYPE_CHECKING:
     import highdicom
@@ -320,6 +321,10 @@ def _code_meaning(item: Dataset, keyword: str) -> str | None:
     return _text(codes[0].get("CodeMeaning")) if codes else None
 
 
+_REFERENCED_INSTANCES = 0x0008114A  # ReferencedInstanceSequence
+_SOURCE_IMAGES = 0x00082112  # SourceImageSequence
+
+
 def _document(ds: Dataset, path: Path) -> SegDocument:
     segments = tuple(
         Segment(
@@ -340,14 +345,12 @@ def _document(ds: Dataset, path: Path) -> SegDocument:
         raise AnnotationError(f"{path}: the SEG defines no segments (empty SegmentSequence)")
     series: dict[str, None] = {}
     sops: dict[str, None] = {}
+    encoding = ds.original_encoding
     for item in ds.get("ReferencedSeriesSequence", []):
         if "SeriesInstanceUID" in item:
             series[str(item.SeriesInstanceUID)] = None
-        for ref in item.get("ReferencedInstanceSequence", []):
-            sops[str(ref.ReferencedSOPInstanceUID)] = None
-    for ref in ds.get("SourceImageSequence", []):
-        if "ReferencedSOPInstanceUID" in ref:
-            sops[str(ref.ReferencedSOPInstanceUID)] = None
+        sops.update(dict.fromkeys(referenced_instance_uids(item, _REFERENCED_INSTANCES, encoding)))
+    sops.update(dict.fromkeys(referenced_instance_uids(ds, _SOURCE_IMAGES, encoding)))
     if not series and not sops:
         for refs in _frame_refs(ds):
             for sop, _ in refs:
