@@ -126,6 +126,14 @@ def local_numpy(config: str, local: dict[str, datasets.Dataset], only_arrays: bo
             yield shaped(config, example)
 
 
+def local_numpy_batches(config: str, local: dict[str, datasets.Dataset], batch_size: int = 32):
+    """All columns, read as numpy batches (how a training loader reads), split per example."""
+    for ds in local.values():
+        for batch in ds.with_format("numpy", dtype=None).iter(batch_size=batch_size):
+            for n in range(len(batch["patient_id"])):
+                yield shaped(config, {name: values[n] for name, values in batch.items()})
+
+
 def local_arrow(config: str, local: dict[str, datasets.Dataset]):
     for ds in local.values():
         for table in ds.with_format("arrow").iter(batch_size=1):
@@ -170,6 +178,10 @@ def config_readers(
         "Arrow cache, numpy": (partial(local_numpy, config, local), ">= 0.5x"),
         "Arrow cache, numpy, array columns only": (
             partial(local_numpy, config, local, only_arrays=True),
+            "",
+        ),
+        "Arrow cache, numpy, batches of 32": (
+            partial(local_numpy_batches, config, local),
             "",
         ),
         "Arrow cache, arrow + flatten().to_numpy()": (
