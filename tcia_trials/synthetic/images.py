@@ -118,6 +118,44 @@ def _slice_values(grid: Grid, k: int, sop_uid: str, instance_number: int) -> dic
     }
 
 
+def _image_dataset(
+    ctx: StudyContext,
+    opts: ImageSeriesOptions,
+    k: int,
+    instance_number: int,
+    sop_class_uid: str,
+    modality: str,
+) -> Dataset:
+    """The attributes every image slice of a series shares: SOP common, patient, study, series,
+    equipment, frame of reference and content date."""
+    dset = Dataset()
+    add_sop(
+        dset,
+        sop_class_uid=sop_class_uid,
+        sop_uid=sop_uid_for(opts.series_uid, k),
+        instance_number=instance_number,
+        created=opts.series_time,
+        transfer_syntax=TRANSFER_SYNTAXES[opts.transfer_syntax],
+    )
+    add_patient_study(dset, ctx)
+    add_series(
+        dset,
+        modality=modality,
+        series_uid=opts.series_uid,
+        series_number=opts.series_number,
+        description=opts.description,
+        when=opts.series_time,
+        manufacturer=opts.manufacturer,
+    )
+    dset.ManufacturerModelName = opts.model
+    dset.PatientPosition = "FFS"
+    dset.ContentDate = da(opts.series_time)
+    dset.ContentTime = tm(opts.series_time)
+    dset.FrameOfReferenceUID = ctx.frame_uid
+    dset.PositionReferenceIndicator = ""
+    return dset
+
+
 def ct_slice_dataset(
     ctx: StudyContext,
     opts: ImageSeriesOptions,
@@ -141,36 +179,12 @@ def ct_slice_dataset(
         values = _slice_values(grid, k, sop_uid_for(opts.series_uid, k), instance_number)
         values["PixelData"] = pixels
         return _derive(template, values)
-    dset = Dataset()
-    add_sop(
-        dset,
-        sop_class_uid=CTImageStorage,
-        sop_uid=sop_uid_for(opts.series_uid, k),
-        instance_number=instance_number,
-        created=opts.series_time,
-        transfer_syntax=TRANSFER_SYNTAXES[opts.transfer_syntax],
-    )
-    add_patient_study(dset, ctx)
-    add_series(
-        dset,
-        modality="CT",
-        series_uid=opts.series_uid,
-        series_number=opts.series_number,
-        description=opts.description,
-        when=opts.series_time,
-        manufacturer=opts.manufacturer,
-    )
+    dset = _image_dataset(ctx, opts, k, instance_number, CTImageStorage, "CT")
     dset.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    dset.ManufacturerModelName = opts.model
     dset.BodyPartExamined = opts.body_part
-    dset.PatientPosition = "FFS"
     dset.AcquisitionDate = da(opts.series_time)
     dset.AcquisitionTime = tm(opts.series_time)
-    dset.ContentDate = da(opts.series_time)
-    dset.ContentTime = tm(opts.series_time)
     dset.AcquisitionNumber = 1
-    dset.FrameOfReferenceUID = ctx.frame_uid
-    dset.PositionReferenceIndicator = ""
     dset.KVP = "120"
     dset.XRayTubeCurrent = 200
     dset.ConvolutionKernel = opts.kernel
@@ -273,36 +287,14 @@ def pet_slice_dataset(
         values = _slice_values(grid, k, sop_uid_for(opts.series_uid, k), instance_number)
         values.update(per_slice)
         return _derive(template, values)
-    dset = Dataset()
-    add_sop(
-        dset,
-        sop_class_uid=PositronEmissionTomographyImageStorage,
-        sop_uid=sop_uid_for(opts.series_uid, k),
-        instance_number=instance_number,
-        created=opts.series_time,
-        transfer_syntax=TRANSFER_SYNTAXES[opts.transfer_syntax],
+    dset = _image_dataset(
+        ctx, opts, k, instance_number, PositronEmissionTomographyImageStorage, "PT"
     )
-    add_patient_study(dset, ctx)
     dset.PatientWeight = ds(weight_kg, 1)
-    add_series(
-        dset,
-        modality="PT",
-        series_uid=opts.series_uid,
-        series_number=opts.series_number,
-        description=opts.description,
-        when=opts.series_time,
-        manufacturer=opts.manufacturer,
-    )
-    dset.ManufacturerModelName = opts.model
     dset.BodyPartExamined = "WHOLEBODY"
-    dset.PatientPosition = "FFS"
     dset.ImageType = ["ORIGINAL", "PRIMARY"]
     dset.AcquisitionDate = per_slice["AcquisitionDate"]
     dset.AcquisitionTime = per_slice["AcquisitionTime"]
-    dset.ContentDate = da(opts.series_time)
-    dset.ContentTime = tm(opts.series_time)
-    dset.FrameOfReferenceUID = ctx.frame_uid
-    dset.PositionReferenceIndicator = ""
     dset.SliceThickness = ds(grid.slice_distance, POSITION_DECIMALS)
     _image_plane(dset, grid, k)
     dset.BitsStored = 16
