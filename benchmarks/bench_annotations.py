@@ -17,27 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import highdicom as hd
 import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
+from timing import best_of
 
 import tcia_trials as tt
 from tcia_trials.source.seg import seg_masks_on_volume
 from tcia_trials.synthetic import generate_collection
-
-
-def best_of(function: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def write_body_seg(paths: list[Path], volume: tt.Volume, out: Path) -> Path:

@@ -38,6 +38,7 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from timing import best_of
 
 import tcia_trials as tt
 from tcia_trials.build import build
@@ -56,17 +57,6 @@ def touch(array: np.ndarray) -> int:
     """Read one byte of every page (memory-mapped arrays are not read until touched)."""
     flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
     return int(flat[::PAGE].sum())
-
-
-def best_of(function: Callable[[], object], repeat: int, *, warm: bool = True) -> float:
-    if warm:
-        function()  # warm up (page cache, lazy imports, dataset module resolution)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def consume(reader: Reader, config: str) -> int:
@@ -332,7 +322,9 @@ def main() -> None:
             result = build("synthetic_trial", source, tmp / "out", config=CONFIGS)
             conversions.append(time.perf_counter() - start)
         conversion = min(conversions)
-        read_floor = best_of(lambda: [tt.read_volume(index, uid) for uid in annotated], args.repeat)
+        read_floor = best_of(
+            lambda: [tt.read_volume(index, uid) for uid in annotated], args.repeat, warm=True
+        )
         examples = {c: sum(result.configs[c].values()) for c in CONFIGS}
         print(
             "built: "

@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import struct
 import tempfile
-import time
 import tracemalloc
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from timing import best_of
 
 from tcia_trials.source.volume import read_volume
 from tcia_trials.synthetic import write_ct_series
@@ -69,15 +69,6 @@ def tcia_trials_volume(paths: list[Path]) -> np.ndarray:
     return read_volume(paths).array
 
 
-def best_of(function: Callable[[list[Path]], object], paths: list[Path], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function(paths)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def peak_memory_ratio(paths: list[Path]) -> float:
     tracemalloc.start()
     volume = read_volume(paths)
@@ -109,7 +100,9 @@ def main() -> None:
         np.testing.assert_array_equal(
             tcia_trials_volume(paths).astype(np.int32), simpleitk_volume(paths).astype(np.int32)
         )
-        seconds = {name: best_of(function, paths, args.repeat) for name, function in peers.items()}
+        seconds = {
+            name: best_of(partial(function, paths), args.repeat) for name, function in peers.items()
+        }
         ours = seconds["tcia-trials read_volume"]
         print(f"{'reader':36s} {'best s':>8s} {'ours faster by':>15s}")
         for name, value in seconds.items():

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tcia_trials import examples as ex
 from tcia_trials import hf
@@ -19,6 +20,9 @@ from tcia_trials.source.annotations import link_annotations
 from tcia_trials.source.clinical import ClinicalTable, read_clinical_table
 from tcia_trials.source.index import scan
 from tcia_trials.spec import TrialSpec
+
+if TYPE_CHECKING:
+    import datasets
 
 #: Configs this version writes.
 BUILT_CONFIGS = ("volume", "lesions", "lesion_patches", "slices_2d", "clinical")
@@ -152,8 +156,9 @@ def build(
             for _key, split, example in ex.clinical_examples(ctx, patients_with_images):
                 writers["clinical"].add(split, example)
         for name in configs:
-            splits = writers.pop(name).finish()
-            _record(target, spec, name, fields[name], splits, ctx.skips.get(name, []), result)
+            writer = writers.pop(name)
+            splits = writer.finish()
+            _record(target, spec, name, writer.features, splits, ctx.skips.get(name, []), result)
     finally:
         for writer in writers.values():
             writer.abort()
@@ -169,7 +174,7 @@ def _record(
     target: Path,
     spec: TrialSpec,
     config: str,
-    fields: tuple,
+    features: datasets.Features,
     splits: dict[str, hf.SplitRecord],
     skips: list[tuple[str, str]],
     result: BuildResult,
@@ -183,7 +188,7 @@ def _record(
             "builder": spec.name,
             "version": spec.version,
             "config": config,
-            "features": hf.hf_features(fields).to_dict(),
+            "features": features.to_dict(),
             "splits": [
                 {"name": r.name, "num_examples": r.num_examples, "num_bytes": r.num_bytes}
                 for r in splits.values()
