@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-test
 DEMO_OUT ?= demo-out
 PY_SOURCES := tcia_trials builders tests benchmarks
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench cards clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required (set PYTHON=...)")'
@@ -26,6 +26,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+cards: $(STAMP)
+	$(BIN)/python -m tcia_trials.cards --write dataset_cards
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_volume_read.py
