@@ -7,10 +7,12 @@ file alone with :func:`read_annotation_file`).  Errors derive from :class:`TciaT
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from tcia_trials.build import build
+from tcia_trials.catalog import CatalogEntry, builder_info, catalog
 from tcia_trials.errors import (
     AnnotationError,
     DicomReadError,
@@ -20,12 +22,14 @@ from tcia_trials.errors import (
     MultipleStacksError,
     SeriesGeometryError,
     SeriesNotFoundError,
+    StrictBuildError,
     SuvError,
     TciaTrialsError,
     UnknownBuilderError,
     UnsupportedTemplateError,
 )
 from tcia_trials.registry import builder, list_builders
+from tcia_trials.report import ConversionReport
 from tcia_trials.source.annotations import (
     Annotations,
     link_annotations,
@@ -36,6 +40,7 @@ from tcia_trials.source.index import Index, Instance, Problem, Series, Study, sc
 from tcia_trials.source.lesions import Lesion
 from tcia_trials.source.volume import Volume, read_volume
 from tcia_trials.spec import AnnotationRules
+from tcia_trials.verify import VerifyResult, verify
 
 try:
     __version__ = version("tcia-trials")
@@ -44,10 +49,17 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+if importlib.util.find_spec("tensorflow_datasets") is not None:  # the `tfds` extra
+    from tcia_trials import tfds as _tfds
+
+    _tfds.register()  # tfds.load("eay131/lesion_patches", ...) finds the builders
+
 __all__ = [
     "AnnotationError",
     "AnnotationRules",
     "Annotations",
+    "CatalogEntry",
+    "ConversionReport",
     "DicomReadError",
     "DownloadLayoutError",
     "Index",
@@ -60,19 +72,24 @@ __all__ = [
     "Series",
     "SeriesGeometryError",
     "SeriesNotFoundError",
+    "StrictBuildError",
     "Study",
     "SuvError",
     "TciaTrialsError",
     "UnknownBuilderError",
     "UnsupportedTemplateError",
+    "VerifyResult",
     "Volume",
     "__version__",
     "build",
     "builder",
+    "builder_info",
+    "catalog",
     "link_annotations",
     "list_builders",
     "read_annotation_file",
     "read_annotations",
     "read_volume",
     "scan",
+    "verify",
 ]

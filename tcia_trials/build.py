@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import importlib.util
+import itertools
 import json
 import re
+import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -13,12 +18,10 @@ from typing import TYPE_CHECKING
 
 from tcia_trials import examples as ex
 from tcia_trials import hf
-from tcia_trials.errors import ClinicalDataError, DownloadLayoutError
+from tcia_trials.errors import StrictBuildError, TciaTrialsError
+from tcia_trials.prepare import Prepared, prepare
 from tcia_trials.registry import builder
-from tcia_trials.schema import config_fields
-from tcia_trials.source.annotations import link_annotations
-from tcia_trials.source.clinical import ClinicalTable, read_clinical_table
-from tcia_trials.source.index import scan
+from tcia_trials.report import ConversionReport
 from tcia_trials.spec import TrialSpec
 
 if TYPE_CHECKING:
@@ -28,7 +31,15 @@ if TYPE_CHECKING:
 BUILT_CONFIGS = ("volume", "lesions", "lesion_patches", "slices_2d", "clinical")
 #: "hf": Parquet shards + hub card; "arrow": also the ``save_to_disk`` layout under
 #: ``<out>/<name>/arrow/<config>`` for ``datasets.load_from_disk`` (made from the Parquet shards).
-FORMATS = ("hf", "arrow")
+#: "tfds": TFDS datasets (TFRecord or array_record shards) beside them.
+FORMATS = ("hf", "arrow", "tfds")
+#: Stages reported to ``build(progress=...)``, with the unit they count.
+STAGES = {"scan": "file", "series": "series", "checksums": "shard", "arrow": "config"}
+#: Present while a build swaps its output in; a folder holding it is not a complete dataset.
+INCOMPLETE = Path(".tcia_trials") / "INCOMPLETE"
+
+#: ``progress(stage, done, total)``: a build's progress (see :data:`STAGES`).
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -45,6 +56,10 @@ class BuildResult:
     clinical_schema: dict[str, str] = field(default_factory=dict)
     images_without_clinical: tuple[str, ...] = ()
     clinical_without_images: tuple[str, ...] = ()
+    report: ConversionReport | None = None  # also written as out/<name>/report.json
+    bytes_written: int = 0  # Parquet shards
+    tfds: dict[str, dict[str, int]] = field(default_factory=dict)  # config -> split -> examples
+    tfds_dir: Path | None = None  # the TFDS data_dir
     seconds: float = 0.0
 
 
@@ -59,6 +74,9 @@ def build(
     clinical: str | PathLike[str] | None = None,
     patient_column: str | None = None,
     dataset_name: str | None = None,
+    strict: bool = False,
+    progress: Progress | None = None,
+    tfds_file_format: str = "tfrecord",
 ) -> BuildResult:
     """Build a dataset from a download.
 
@@ -71,7 +89,9 @@ def build(
     out:
         Output folder; ``out/<name>`` receives the HuggingFace dataset.
     formats:
-        "hf" (Parquet shards + hub card) and/or "arrow" (also the ``save_to_disk`` layout).
+        "hf" (Parquet shards + hub card), "arrow" (also the ``save_to_disk`` layout) and/or
+        "tfds" (TFDS datasets ``out/<builder>/<config>/<version>``, for ``tfds.load(...,
+        data_dir=out)``; needs the ``tfds`` or ``tf`` extra).
     config:
         One config name or several; all the builder's buildable configs by default.
     num_proc:
@@ -82,6 +102,18 @@ def build(
     dataset_name:
         The dataset's own name (folder ``out/<dataset_name>`` and card title), e.g. for a
         ``generic`` build of a download that is none of the known collections.
+    strict:
+        Raise :class:`~tcia_trials.errors.StrictBuildError` (listing them) when the conversion
+        report has any warning (a skipped file, series or example, an index problem, ...); then
+        nothing is written.
+    progress:
+        Called as ``progress(stage, done, total)`` for the stages of :data:`STAGES`.
+    tfds_file_format:
+        "tfrecord" (needs TensorFlow) or "array_record" (random access, no TensorFlow).
+
+    The output appears only when complete: every config is written to staging folders and
+    swapped in at the end, under an :data:`INCOMPLETE` marker; an interrupted or failed build
+    leaves the previous build as it was, or no folder when there was none.
     """
     started = time.perf_counter()
     spec = builder(name)
@@ -92,114 +124,263 @@ def build(
             f"unknown output format(s) {unknown}; this version writes {', '.join(FORMATS)}"
         )
     configs = _configs(spec, config)
-    source = Path(source).expanduser()
-    if not source.is_dir():
-        raise DownloadLayoutError(
-            f"source {source} is not a folder; pass the download folder of {spec.title}"
-        )
-    index = scan(source)
-    links = link_annotations(index, spec.annotation_rules, spec.labels)
-    table = _clinical_table(spec, source, clinical, patient_column)
-    annotated = [uid for uid in links.by_image if uid in index.series]
-    patients_with_images = {index.series[uid].patient_id for uid in annotated}
-    if not annotated:
-        raise DownloadLayoutError(
-            f"{source}: no annotated image series for builder {spec.name!r} ({index.summary()['series']} series "
-            f"indexed, {len(links.orphans)} annotation series without their images). Is this a download of "
-            f"{spec.title}?"
-        )
-    ctx = ex.ExampleContext(
-        index=index,
-        links=links,
-        rules=spec.annotation_rules,
-        split=spec.splits.assign,
-        labels=spec.labels,
-        clinical_rows=_clinical_rows(table, patients_with_images),
-        clinical_columns=tuple(table.schema()) if table else (),
-        image_dtype=ex.image_dtype_for(index, annotated),
-        patch_shape=tuple(spec.config("lesion_patches").patch_size or (32, 64, 64))
-        if "lesion_patches" in spec.config_names
-        else (32, 64, 64),
-    )
-    if "slices_2d" in spec.config_names:
-        slices_config = spec.config("slices_2d")
-        ctx.slices_per_lesion = slices_config.slices_per_lesion
-        ctx.window_presets = tuple(slices_config.window_presets)
     if dataset_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", dataset_name):
         raise ValueError(
             f"dataset_name {dataset_name!r}: use letters, digits, '_', '-' and '.' only"
         )
+    progress = progress or _no_progress
+    prepared = prepare(
+        spec,
+        source,
+        clinical=clinical,
+        patient_column=patient_column,
+        on_scan=lambda done, total: progress("scan", done, total),
+    )
+    links, table = prepared.links, prepared.table
     target = Path(out).expanduser() / (dataset_name or spec.name)
+    missing = [folder for folder in (target, *target.parents) if not folder.exists()]
     target.mkdir(parents=True, exist_ok=True)
     result = BuildResult(
         spec.name, spec.version, target, orphans=dict(links.orphans), excluded=dict(links.excluded)
     )
     if table is not None:
         result.clinical_schema = table.schema()
-        reconciliation = table.reconcile(patients_with_images)
+        reconciliation = table.reconcile(prepared.patients_with_images)
         result.images_without_clinical = reconciliation.images_without_clinical
         result.clinical_without_images = reconciliation.clinical_without_images
-    clinical_types = table.schema() if table else {}
-    fields = {
-        name: config_fields(
-            name, image_dtype=ctx.image_dtype, patch_shape=ctx.patch_shape, clinical=clinical_types
+    if {"hf", "arrow"} & set(formats):
+        _write_hf(
+            prepared,
+            configs,
+            target,
+            missing,
+            formats,
+            dataset_name,
+            strict,
+            num_proc,
+            progress,
+            result,
         )
-        for name in configs
-    }
-    writers: dict[str, hf.ConfigWriter] = {}
-    try:
-        writers = {name: hf.ConfigWriter(target, name, fields[name]) for name in configs}
-        per_series = tuple(name for name in configs if name != "clinical")
-        for name, (_key, split, example) in ex.iter_examples(ctx, per_series, num_proc=num_proc):
-            writers[name].add(split, example)  # every series is read once for all its configs
-        if "clinical" in writers:
-            for _key, split, example in ex.clinical_examples(ctx, patients_with_images):
-                writers["clinical"].add(split, example)
-        for name in configs:
-            writer = writers.pop(name)
-            splits = writer.finish()
-            _record(target, spec, name, writer.features, splits, ctx.skips.get(name, []), result)
-    finally:
-        for writer in writers.values():
-            writer.abort()
-    _write_card(target, spec, dataset_name)
-    if "arrow" in formats:
-        for config_name in configs:
-            hf.write_arrow(target, config_name)
+    if "tfds" in formats:
+        _write_tfds(
+            prepared,
+            configs,
+            Path(out).expanduser(),
+            target,
+            missing,
+            tfds_file_format,
+            strict,
+            num_proc,
+            result,
+            after_hf="hf" in formats or "arrow" in formats,
+        )
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _record(
+def _write_hf(
+    prepared: Prepared,
+    configs: tuple[str, ...],
     target: Path,
+    missing: list[Path],
+    formats: tuple[str, ...],
+    dataset_name: str | None,
+    strict: bool,
+    num_proc: int,
+    progress: Progress,
+    result: BuildResult,
+) -> None:
+    """The HuggingFace dataset: every series read once for all configs, committed at the end."""
+    spec, ctx = prepared.spec, prepared.ctx
+    annotated, patients_with_images = prepared.annotated, prepared.patients_with_images
+    fields = {name: prepared.fields(name) for name in configs}
+    writers: dict[str, hf.ConfigWriter] = {}
+    try:
+        writers = {name: hf.ConfigWriter(target, name, fields[name]) for name in configs}
+        per_series = tuple(name for name in configs if name != "clinical")
+        series_done = itertools.count(1)
+        progress("series", 0, len(annotated))
+        examples = ex.iter_examples(
+            ctx,
+            per_series,
+            num_proc=num_proc,
+            on_series=lambda: progress("series", next(series_done), len(annotated)),
+        )
+        with contextlib.closing(examples):  # stops the worker processes on Ctrl-C
+            for name, (_key, split, example) in examples:
+                writers[name].add(split, example)  # every series is read once for all its configs
+        if "clinical" in writers:
+            for _key, split, example in ex.clinical_examples(ctx, patients_with_images):
+                writers["clinical"].add(split, example)
+        splits = {name: writer.finish() for name, writer in writers.items()}
+        for name, config_splits in splits.items():
+            result.configs[name] = {r.name: r.num_examples for r in config_splits.values()}
+            result.skipped.extend((name, what, why) for what, why in ctx.skips.get(name, []))
+        report = _report(prepared, target, result, strict)
+        shards = sum(
+            len(r.files) for config_splits in splits.values() for r in config_splits.values()
+        )
+        hashed = itertools.count(1)
+        records = {
+            name: _record(
+                spec,
+                name,
+                writer.features,
+                splits[name],
+                writer.checksums(lambda: progress("checksums", next(hashed), shards)),
+                ctx,
+                result.clinical_schema,
+            )
+            for name, writer in writers.items()
+        }
+        _commit(target, spec, dataset_name, formats, writers, records, report, progress)
+    except BaseException:  # Ctrl-C included: no half-written dataset
+        for writer in writers.values():
+            writer.abort()
+        if missing:  # made by this build: remove the topmost
+            shutil.rmtree(missing[-1], ignore_errors=True)
+        raise
+    result.bytes_written = sum(
+        (target / name).stat().st_size
+        for record in records.values()
+        for name in record["checksums"]
+    )
+
+
+def _report(
+    prepared: Prepared, target: Path, result: BuildResult, strict: bool
+) -> ConversionReport:
+    """The conversion report of what was converted; with ``strict``, any warning raises."""
+    spec, ctx = prepared.spec, prepared.ctx
+    report = result.report = ConversionReport.assemble(
+        builder=spec.name,
+        version=spec.version,
+        dataset=target.name,
+        index=prepared.index,
+        links=prepared.links,
+        notes=ctx.notes,
+        skips=ctx.skips,
+        configs=result.configs,
+        images_without_clinical=result.images_without_clinical,
+        clinical_without_images=result.clinical_without_images,
+    )
+    if strict and report.warnings:
+        raise StrictBuildError(
+            f"strict build of {spec.name}: {len(report.warnings)} warning(s), so nothing was "
+            f"written to {target}:\n" + "\n".join(report.warning_lines()),
+            report,
+        )
+    return report
+
+
+def _write_tfds(
+    prepared: Prepared,
+    configs: tuple[str, ...],
+    data_dir: Path,
+    target: Path,
+    missing: list[Path],
+    file_format: str,
+    strict: bool,
+    num_proc: int,
+    result: BuildResult,
+    *,
+    after_hf: bool,
+) -> None:
+    """The TFDS datasets ``data_dir/<builder>/<config>/<version>`` (each written atomically by
+    TFDS).  Alone, this build's conversion report comes from them; with ``strict``, any warning
+    removes them again."""
+    if importlib.util.find_spec("tensorflow_datasets") is None:
+        raise TciaTrialsError(
+            "format 'tfds' needs tensorflow-datasets: pip install 'tcia-trials[tf]' (TFRecord, "
+            "tfds.load) or 'tcia-trials[tfds]' (array_record, no TensorFlow)"
+        )
+    from tcia_trials.tfds import write_tfds
+
+    if after_hf:  # a fresh context: the HF pass's notes and skips are in its report already
+        fresh = dataclasses.replace(prepared.ctx, skips={}, notes={}, _cached=None)
+        prepared = dataclasses.replace(prepared, ctx=fresh)
+    written = [data_dir / prepared.spec.name / config / prepared.spec.version for config in configs]
+    try:
+        result.tfds = write_tfds(
+            prepared, configs, data_dir, file_format=file_format, num_proc=num_proc
+        )
+        result.tfds_dir = data_dir
+        if not after_hf:
+            result.configs = dict(result.tfds)
+            for config in configs:
+                result.skipped.extend(
+                    (config, what, why) for what, why in prepared.ctx.skips.get(config, [])
+                )
+            _report(prepared, target, result, strict).write(target)
+    except BaseException:
+        for folder in written:
+            shutil.rmtree(folder, ignore_errors=True)
+        if missing:
+            shutil.rmtree(missing[-1], ignore_errors=True)
+        raise
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    """The default ``progress``: report nothing."""
+
+
+def _commit(
+    target: Path,
+    spec: TrialSpec,
+    dataset_name: str | None,
+    formats: tuple[str, ...],
+    writers: dict[str, hf.ConfigWriter],
+    records: dict[str, dict],
+    report: ConversionReport,
+    progress: Progress,
+) -> None:
+    """Swap the finished configs in, then write their build records, the card, the Arrow
+    copies and the report, under the :data:`INCOMPLETE` marker (the old card goes first)."""
+    marker = target / INCOMPLETE
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("A build was interrupted while writing this folder; build it again.\n")
+    (target / "README.md").unlink(missing_ok=True)
+    for name, writer in writers.items():
+        writer.commit()
+        hf.write_build_record(target, name, records[name])
+    _write_card(target, spec, dataset_name)
+    if "arrow" in formats:
+        for done, name in enumerate(writers, start=1):
+            hf.write_arrow(target, name)
+            progress("arrow", done, len(writers))
+    report.write(target)
+    marker.unlink()
+
+
+def _record(
     spec: TrialSpec,
     config: str,
     features: datasets.Features,
     splits: dict[str, hf.SplitRecord],
-    skips: list[tuple[str, str]],
-    result: BuildResult,
-) -> None:
-    """The config's build record (features, splits, checksums, skips) and its summary."""
-    files = [name for record in splits.values() for name in record.files]
-    hf.write_build_record(
-        target,
-        config,
-        {
-            "builder": spec.name,
-            "version": spec.version,
-            "config": config,
-            "features": features.to_dict(),
-            "splits": [
-                {"name": r.name, "num_examples": r.num_examples, "num_bytes": r.num_bytes}
-                for r in splits.values()
-            ],
-            "checksums": hf.file_checksums(target, files),
-            "skipped": [{"what": what, "why": why} for what, why in skips],
-            "clinical_schema": result.clinical_schema,
-        },
-    )
-    result.configs[config] = {r.name: r.num_examples for r in splits.values()}
-    result.skipped.extend((config, what, why) for what, why in skips)
+    checksums: dict[str, str],
+    ctx: ex.ExampleContext,
+    clinical_schema: dict[str, str],
+) -> dict:
+    """The config's build record: its source, features, splits, checksums and skips."""
+    return {
+        "builder": spec.name,
+        "version": spec.version,
+        "config": config,
+        "source": str(ctx.index.root),
+        "features": features.to_dict(),
+        "splits": [
+            {
+                "name": r.name,
+                "num_examples": r.num_examples,
+                "num_bytes": r.num_bytes,
+                "files": list(r.files),
+            }
+            for r in splits.values()
+        ],
+        "checksums": checksums,
+        "skipped": [{"what": what, "why": why} for what, why in ctx.skips.get(config, [])],
+        "clinical_schema": clinical_schema,
+    }
 
 
 def _configs(spec: TrialSpec, config: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -222,110 +403,12 @@ def _configs(spec: TrialSpec, config: str | Iterable[str] | None) -> tuple[str, 
     return wanted
 
 
-def _clinical_table(
-    spec: TrialSpec, source: Path, clinical: str | PathLike[str] | None, patient_column: str | None
-) -> ClinicalTable | None:
-    clinical_spec = spec.clinical
-    path: Path | None = Path(clinical).expanduser() if clinical else None
-    if path is None and clinical_spec.source == "tcia" and clinical_spec.file_glob:
-        matches = sorted(source.glob(clinical_spec.file_glob))
-        path = matches[0] if matches else None
-        if path is None:
-            raise ClinicalDataError(
-                f"{source}: no clinical sheet matching {clinical_spec.file_glob!r}; {clinical_spec.instructions}".rstrip(
-                    "; "
-                )
-            )
-    if path is None:
-        return None
-    column = patient_column or clinical_spec.patient_id_column
-    if column is None:
-        raise ClinicalDataError(
-            f"{path}: say which column holds the patient id (patient_column=...)"
-        )
-    policy = "raise" if clinical_spec.on_invalid == "raise" else "null"
-    return read_clinical_table(
-        path,
-        patient_column=column,
-        types=dict(clinical_spec.column_types) if clinical_spec.column_types else None,
-        sheet=clinical_spec.sheet,
-        on_invalid=policy,
-    )
-
-
-def _clinical_rows(
-    table: ClinicalTable | None, patients_with_images: set[str]
-) -> dict[str, dict | None]:
-    if table is None:
-        return {}
-    rows: dict[str, dict | None] = dict(table.rows)
-    for patient in patients_with_images:
-        rows[patient] = table.row(patient)
-    reconciliation = table.reconcile(patients_with_images)
-    for sheet_id in set(reconciliation.matched.values()) - set(reconciliation.matched):
-        rows.pop(sheet_id, None)  # known under its image patient id
-    return rows
-
-
 def _write_card(target: Path, spec: TrialSpec, dataset_name: str | None) -> None:
-    records = hf.read_build_records(target)
-    title = f"{dataset_name} ({spec.title})" if dataset_name else spec.title
-    yaml_header = hf.card_yaml(
-        records,
-        license_id=_hub_license(spec),
-        pretty_name=title,
-        tags=("medical", "radiology", "clinical-trial", *spec.tags),
-    )
-    configs = ", ".join(f"`{name}`" for name in records)
-    schema = next((r["clinical_schema"] for r in records.values() if r.get("clinical_schema")), {})
-    declared = dict(spec.clinical.column_types)
-    clinical = "".join(
-        f"\n| `{column}` | {kind} | {'declared' if column in declared else 'inferred from the sheet'} |"
-        for column, kind in schema.items()
-    )
-    clinical_section = (
-        f"\n## Clinical features\n\n| column | type | origin |\n|---|---|---|{clinical}\n"
-        if schema
-        else ""
-    )
-    body = f"""# {title}
+    # imported here: ``python -m tcia_trials.cards`` must not find cards imported by the package
+    from tcia_trials import cards
 
-{spec.description}
-
-Built by [tcia-trials](https://pypi.org/project/tcia-trials/) builder `{spec.name}` version {spec.version}
-({spec.current_release_notes}). Configs: {configs}.
-
-## Load
-
-```python
-import datasets
-ds = datasets.load_dataset("path/to/{spec.name}", "volume", split="train")
-ds = ds.with_format("numpy", dtype=None)   # keep int16 / uint8 / uint32 as stored
-ex = ds[0]
-image = ex["image"].reshape(ex["image_shape"])   # (slices, rows, cols); geometry in ex["affine"] (LPS mm)
-```
-
-{clinical_section}
-## License
-
-{spec.license_summary()}
-
-## Citation
-
-```bibtex
-{spec.citation}
-```
-"""
-    hf.write_card(target, yaml_header, body)
+    cards.write_card(target, spec, dataset_name)
     (target / ".tcia_trials" / "spec.json").write_text(
         json.dumps({"name": spec.name, "version": spec.version, "title": spec.title}, indent=2)
         + "\n"
     )
-
-
-def _hub_license(spec: TrialSpec) -> str:
-    names = {s.license.short_name.lower() for s in spec.sources}
-    if len(names) == 1:
-        (only,) = names
-        return only.replace(" ", "-")
-    return "other"

@@ -7,6 +7,11 @@ that do not know this package.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tcia_trials.report import ConversionReport
+
 
 class TciaTrialsError(Exception):
     """Base class of every error raised by tcia-trials."""
@@ -63,3 +68,20 @@ class UnknownBuilderError(_NotFoundError):
 
 class ClinicalDataError(TciaTrialsError, ValueError):
     """A clinical sheet cannot be read or typed (missing column, duplicate id, bad value)."""
+
+
+class StrictBuildError(TciaTrialsError, ValueError):
+    """A ``strict`` build met warnings or skips; nothing was written (``.report`` lists them)."""
+
+    def __init__(self, message: str, report: ConversionReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class BuiltDatasetError(TciaTrialsError, ValueError):
+    """A dataset folder cannot be read back: it has no build records, or an unreadable one."""
+
+
+class PreviewError(TciaTrialsError, ValueError):
+    """Previews cannot be drawn: not a built dataset, none of the configs they read, or an
+    unknown patient or lesion (the message lists the available ones)."""

@@ -7,6 +7,9 @@ Images are read one series at a time, so memory stays bounded by the largest ser
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -32,6 +35,32 @@ PAD_VALUES = {"CT": -1024.0}
 
 
 @dataclass
+class SeriesNotes:
+    """What converting one annotated image series found, for the conversion report."""
+
+    examples: dict[str, int] = field(default_factory=dict)  # config -> examples made
+    failed: dict[str, str] = field(default_factory=dict)  # config -> why it made none
+    warnings: set[str] = field(default_factory=set)  # volume warnings, annotation problems
+    used: set[str] = field(default_factory=set)  # annotation series that gave lesions
+    unused: dict[str, str] = field(default_factory=dict)  # annotation series -> why not
+    # lesion id -> (label, quality flags of every reading)
+    lesions: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
+
+    def add(self, annotations: Annotations, volume: Volume | None = None) -> None:
+        """Note one reading of the series (with its images, or its annotations alone)."""
+        self.warnings.update(volume.warnings if volume is not None else ())
+        self.warnings.update(annotations.problems)
+        for source in annotations.sources:
+            if source.status == "used":
+                self.used.add(source.series_uid)
+            else:
+                self.unused[source.series_uid] = source.reason or "gave no lesion"
+        for lesion in annotations.lesions:
+            _, flags = self.lesions.get(lesion.lesion_id, ("", frozenset()))
+            self.lesions[lesion.lesion_id] = (lesion.label, flags | set(lesion.flags))
+
+
+@dataclass
 class ExampleContext:
     """What every config's examples are made from."""
 
@@ -47,6 +76,7 @@ class ExampleContext:
     slices_per_lesion: int | None = 1  # slices_2d: None = every slice holding the lesion
     window_presets: tuple = ()  # slices_2d: the builder's WindowPresets
     skips: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # config -> (what, why)
+    notes: dict[str, SeriesNotes] = field(default_factory=dict)  # image series -> notes
     _cached: tuple[str, tuple[Volume, Annotations]] | None = field(default=None, repr=False)
 
     def clinical(self, patient_id: str) -> dict[str, object] | None:
@@ -150,6 +180,7 @@ def read_series(ctx: ExampleContext, series_uid: str) -> tuple[Volume, Annotatio
         ctx.index, series_uid, volume=volume, rules=ctx.rules, labels=ctx.labels, links=ctx.links
     )
     ctx._cached = (series_uid, (volume, annotations))
+    ctx.notes.setdefault(series_uid, SeriesNotes()).add(annotations, volume)
     return volume, annotations
 
 
@@ -163,7 +194,7 @@ def volume_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], 
         image=cast_lossless(volume.array, ctx.image_dtype, series_uid),
         image_shape=np.asarray(volume.shape, dtype=np.int32),
         **_geometry(volume),
-        mask=annotations.bitmask().astype(np.uint32),
+        mask=annotations.bitmask(max_planes=32).astype(np.uint32),  # the uint32 feature
         lesions=[lesion_record(lesion) for lesion in annotations.lesions],
         no_findings=annotations.no_findings,
         lesion_count=annotations.lesion_count,
@@ -179,6 +210,7 @@ def lesion_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], 
     annotations = read_lesions_without_images(
         ctx.index, series_uid, rules=ctx.rules, labels=ctx.labels, links=ctx.links
     )
+    ctx.notes.setdefault(series_uid, SeriesNotes()).add(annotations)
     patient = ctx.index.series[series_uid].patient_id
     rows = [
         (lesion.lesion_id, lesion_record(lesion), lesion.time_point)
@@ -301,7 +333,8 @@ PER_SERIES = {
 
 _worker_context: ExampleContext | None = None
 
-Results = list[tuple[str, list[Keyed], list[Skip]]]  # (config, examples, skips) of one series
+#: One series: its uid, (config, examples, skips) per config, and its notes.
+Results = tuple[str, list[tuple[str, list[Keyed], list[Skip]]], SeriesNotes]
 
 
 def _init_worker(ctx: ExampleContext) -> None:
@@ -312,49 +345,96 @@ def _init_worker(ctx: ExampleContext) -> None:
 def _run(task: tuple[tuple[str, ...], str]) -> Results:
     configs, series_uid = task
     assert _worker_context is not None
-    return _examples_of_series(_worker_context, configs, series_uid)
+    return examples_of_series(_worker_context, configs, series_uid)
 
 
-def _examples_of_series(ctx: ExampleContext, configs: tuple[str, ...], series_uid: str) -> Results:
+def examples_of_series(ctx: ExampleContext, configs: tuple[str, ...], series_uid: str) -> Results:
     """A series' examples for every config (its volume read once), or recorded skips naming
-    the series and the problem."""
-    results: Results = []
+    the series and the problem, with what reading it found (:class:`SeriesNotes`)."""
+    results = []
+    notes = ctx.notes.setdefault(series_uid, SeriesNotes())
     try:
         for config in configs:
             try:
                 examples, skips = PER_SERIES[config](ctx, series_uid)
             except TciaTrialsError as exc:
                 examples, skips = [], [(series_uid, str(exc))]
+                notes.failed[config] = str(exc)
+            notes.examples[config] = len(examples)
             results.append((config, examples, skips))
     finally:
         ctx._cached = None
-    return results
+    return series_uid, results, ctx.notes.pop(series_uid)
 
 
 def iter_examples(
-    ctx: ExampleContext, configs: tuple[str, ...], *, num_proc: int = 1
+    ctx: ExampleContext,
+    configs: tuple[str, ...],
+    *,
+    num_proc: int = 1,
+    on_series: Callable[[], None] | None = None,
+    series: Iterable[str] | None = None,
 ) -> Iterator[tuple[str, Keyed]]:
     """``(config, (key, split, example))`` of several configs, series by series in deterministic
-    order, each series read once; skips go to ``ctx.skips[config]``.
+    order, each series read once; skips go to ``ctx.skips[config]``, what reading each series
+    found to ``ctx.notes[series_uid]``, and ``on_series()`` is called after each series.
 
     With ``num_proc > 1`` series are read in worker processes; the order stays the same.
+    ``series`` restricts the run to those annotated image series (default: all, in order).
     """
-    tasks = [(configs, uid) for uid in ctx.annotated_series()]
+    tasks = [(configs, uid) for uid in (ctx.annotated_series() if series is None else series)]
     if num_proc <= 1:
-        results: Iterable[Results] = (_examples_of_series(ctx, configs, uid) for _, uid in tasks)
-        yield from _flatten(ctx, results)
+        results: Iterable[Results] = (examples_of_series(ctx, configs, uid) for _, uid in tasks)
+        yield from _flatten(ctx, results, on_series)
         return
     import multiprocessing
 
-    with multiprocessing.get_context("spawn").Pool(
-        num_proc, initializer=_init_worker, initargs=(ctx,)
-    ) as pool:
-        yield from _flatten(ctx, pool.imap(_run, tasks))
+    with contextlib.ExitStack() as stack:
+        with _sigint_deferred():
+            pool = stack.enter_context(
+                multiprocessing.get_context("spawn").Pool(
+                    num_proc, initializer=_init_worker, initargs=(ctx,)
+                )
+            )
+        yield from _flatten(ctx, pool.imap(_run, tasks), on_series)
 
 
-def _flatten(ctx: ExampleContext, results: Iterable[Results]) -> Iterator[tuple[str, Keyed]]:
-    for per_series in results:
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """While worker processes start: they inherit a blocked SIGINT, so Ctrl-C is the parent's
+    alone to handle (it then stops them); a Ctrl-C the parent receives meanwhile (in any of its
+    threads) is raised only at the end, never halfway through handing the workers their work."""
+    previous = signal.getsignal(signal.SIGINT)
+    if (
+        previous is None
+        or not hasattr(signal, "pthread_sigmask")  # Windows
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # now: starting it later would unblock SIGINT
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, _frame: received.append(number))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _flatten(
+    ctx: ExampleContext, results: Iterable[Results], on_series: Callable[[], None] | None
+) -> Iterator[tuple[str, Keyed]]:
+    for series_uid, per_series, notes in results:
+        ctx.notes[series_uid] = notes
         for config, examples, skips in per_series:
             ctx.skips.setdefault(config, []).extend(skips)
             for keyed in examples:
                 yield config, keyed
+        if on_series is not None:
+            on_series()

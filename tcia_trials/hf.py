@@ -21,12 +21,13 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tcia_trials.errors import BuiltDatasetError
 from tcia_trials.schema import Field
 
 #: Target size of one Parquet shard (bytes of encoded examples).
@@ -94,9 +95,9 @@ class SplitRecord:
 class ConfigWriter:
     """Writes one config's examples as sharded Parquet under ``out/data/<config>/``.
 
-    Shards go to a temporary folder that replaces the config's folder only in :meth:`finish`,
-    when every shard is complete, so an interrupted build never leaves a dataset that looks
-    finished (:meth:`abort` removes the temporary folder).
+    Shards go to a temporary folder that replaces the config's folder only in :meth:`commit`,
+    after :meth:`finish` has completed every shard, so an interrupted build never leaves a
+    dataset that looks finished (:meth:`abort` removes the temporary folder).
     """
 
     def __init__(
@@ -144,7 +145,7 @@ class ConfigWriter:
         self._sizes[split] = self._sizes.get(split, 0) + nbytes
 
     def finish(self) -> dict[str, SplitRecord]:
-        """Close every shard, name them ``<split>-NNNNN-of-NNNNN.parquet`` and swap them in."""
+        """Close every shard and name them ``<split>-NNNNN-of-NNNNN.parquet`` (still staged)."""
         for writer in self._writers.values():
             writer.finalize()  # type: ignore[attr-defined]
         self._writers.clear()
@@ -158,10 +159,23 @@ class ConfigWriter:
             records[split] = SplitRecord(
                 split, self._counts[split], self._sizes[split], tuple(names)
             )
+        return records
+
+    def checksums(self, on_file: Callable[[], None] | None = None) -> dict[str, str]:
+        """sha256 of every finished shard, by its path in the dataset (``data/<config>/...``);
+        ``on_file()`` is called after each."""
+        checksums = {}
+        for path in sorted(self.staging.glob("*.parquet")):
+            checksums[f"data/{self.config}/{path.name}"] = sha256(path)
+            if on_file is not None:
+                on_file()
+        return checksums
+
+    def commit(self) -> None:
+        """Replace the config's folder with the finished shards."""
         final = self.out / "data" / self.config
         shutil.rmtree(final, ignore_errors=True)
         self.staging.rename(final)
-        return records
 
     def abort(self) -> None:
         for writer in self._writers.values():
@@ -201,67 +215,94 @@ def write_arrow(out: Path, config: str) -> Path:
     return final
 
 
-def file_checksums(out: Path, files: Iterable[str]) -> dict[str, str]:
-    """sha256 of each built file, for ``verify`` and determinism checks."""
-    checksums = {}
-    for name in files:
-        digest = hashlib.sha256()
-        with open(out / name, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        checksums[name] = digest.hexdigest()
-    return checksums
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file (build records keep one per shard, for ``verify``)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_build_record(out: Path, config: str, record: dict) -> None:
     folder = out / ".tcia_trials" / "configs"
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / f"{config}.json", json.dumps(record, indent=2) + "\n")
+    atomic_write(folder / f"{config}.json", json.dumps(record, indent=2) + "\n")
 
 
 def read_build_records(out: Path) -> dict[str, dict]:
-    folder = out / ".tcia_trials" / "configs"
-    return (
-        {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
-        if folder.is_dir()
-        else {}
-    )
+    """The build records of a dataset folder, by config ({} when there are none)."""
+    records = {}
+    for path in sorted((out / ".tcia_trials" / "configs").glob("*.json")):
+        try:
+            records[path.stem] = json.loads(path.read_text())
+        except ValueError as exc:
+            raise BuiltDatasetError(
+                f"{path}: not a readable build record ({exc}); build the dataset again"
+            ) from None
+    return records
 
 
 def card_yaml(
-    records: Mapping[str, dict], *, license_id: str, pretty_name: str, tags: Iterable[str]
+    records: Mapping[str, dict],
+    *,
+    license_id: str | list[str],
+    pretty_name: str,
+    tags: Iterable[str],
+    declared: Mapping[str, Iterable[str]] | None = None,
+    **metadata: object,
 ) -> str:
     """The hub card's YAML header: configs (data files per split) and dataset_info (features,
-    splits, sizes), rendered by ``datasets`` itself so the hub parses it as it parses its own."""
+    splits, sizes), rendered by ``datasets`` itself so the hub parses it as it parses its own.
+
+    ``records`` are build records (:func:`read_build_records`); ``declared`` (config -> split
+    names) adds the data files of configs not built yet, for a card made from a spec alone;
+    ``metadata`` are further hub keys (``task_categories``, ``size_categories``,
+    ``license_name``, ``license_link``; None values are left out).
+    """
     import datasets
     from datasets.info import DatasetInfo, DatasetInfosDict
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCardData
 
-    card = DatasetCardData(license=license_id, pretty_name=pretty_name, tags=sorted(tags))
-    infos, configs = {}, {}
+    card = DatasetCardData(
+        license=license_id, pretty_name=pretty_name, tags=sorted(set(tags)), **metadata
+    )
+    split_names = {name: list(splits) for name, splits in (declared or {}).items()}
+    infos = {}
     for config, record in sorted(records.items()):
         splits = datasets.SplitDict()
         for split in record["splits"]:
             splits.add(datasets.SplitInfo(split["name"], split["num_bytes"], split["num_examples"]))
         features = datasets.Features.from_dict(record["features"])
         infos[config] = DatasetInfo(features=features, config_name=config, splits=splits)
-        configs[config] = {
+        split_names[config] = [split["name"] for split in record["splits"]]
+    configs = {
+        config: {
             "data_files": [
-                {"split": split["name"], "path": f"data/{config}/{split['name']}-*.parquet"}
-                for split in record["splits"]
+                {"split": split, "path": f"data/{config}/{split}-*.parquet"} for split in splits
             ]
         }
-    DatasetInfosDict(infos).to_dataset_card_data(card)
+        for config, splits in sorted(split_names.items())
+    }
+    if infos:
+        DatasetInfosDict(infos).to_dataset_card_data(card)
     MetadataConfigs(configs).to_dataset_card_data(card)
     return card.to_yaml()
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def card_text(yaml_header: str, body: str) -> str:
+    """A hub card: the YAML header between ``---`` lines, then the Markdown body."""
+    return f"---\n{yaml_header}\n---\n\n{body}"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write a text file so that readers see the old or the new content, never a part."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     temporary.write_text(text)
     os.replace(temporary, path)
 
 
 def write_card(out: Path, yaml_header: str, body: str) -> None:
-    _atomic_write(out / "README.md", f"---\n{yaml_header}\n---\n\n{body}")
+    """Write ``out/README.md`` (:func:`card_text`) atomically."""
+    atomic_write(out / "README.md", card_text(yaml_header, body))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 CONFIG_NAMES = ("volume", "lesions", "lesion_patches", "slices_2d", "clinical")
+#: Unit of image voxels: the row's ``units`` field says which (CT in HU, PET in SUVbw, MR as stored).
+IMAGE_UNIT = "HU, SUVbw or as stored"
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,8 @@ class Field:
     ``dtype`` is a numpy dtype name or "string"; ``shape`` is ``()`` for scalars, a tuple with
     ``None`` for variable dimensions, and ``fields`` describes the records of a list of records
     (``dtype="records"``).  ``nullable`` scalars may be missing (null in Parquet; a sentinel plus
-    a presence flag in TFDS).  ``unit`` and ``doc`` go to the dataset card.
+    a presence flag in TFDS), and so may vectors with a ``length`` (empty in Parquet, a
+    sentinel-filled fixed-length vector plus a presence flag in TFDS).  ``unit`` and ``doc`` go to the dataset card.
     """
 
     name: str
@@ -31,6 +34,7 @@ class Field:
     doc: str = ""
     fields: tuple[Field, ...] = ()
     is_list: bool = False  # a variable-length list of scalars (strings, uids, flags)
+    length: int | None = None  # a (None,) vector that is either empty or this long (a point)
 
     @property
     def is_records(self) -> bool:
@@ -52,6 +56,7 @@ class Field:
 
 
 def id_fields() -> tuple[Field, ...]:
+    """The identifiers every per-series config starts with."""
     return (
         Field("patient_id", "string", doc="DICOM PatientID"),
         Field("study_uid", "string", doc="StudyInstanceUID"),
@@ -64,6 +69,11 @@ def id_fields() -> tuple[Field, ...]:
         ),
         Field("modality", "string", doc="CT, PT, MR, ..."),
     )
+
+
+def units_field() -> Field:
+    """The unit of the row's image voxels."""
+    return Field("units", "string", doc='"HU" (CT), "SUVbw" (PET), or "" (as stored, e.g. MR)')
 
 
 def _geometry() -> tuple[Field, ...]:
@@ -101,12 +111,18 @@ LESION_FIELDS: tuple[Field, ...] = (
         "source_series_uids", "string", is_list=True, doc="annotation series describing the lesion"
     ),
     Field(
-        "seed_lps", "float64", (None,), unit="mm", doc="seed point (x, y, z) LPS; empty when none"
+        "seed_lps",
+        "float64",
+        (None,),
+        length=3,
+        unit="mm",
+        doc="seed point (x, y, z) LPS; empty when none",
     ),
     Field(
         "seed_voxel",
         "float64",
         (None,),
+        length=3,
         doc="seed as fractional voxel index (k, j, i); empty when none",
     ),
     Field("voxel_count", "int64", nullable=True, doc="mask voxels"),
@@ -119,7 +135,11 @@ LESION_FIELDS: tuple[Field, ...] = (
     ),
     Field("longest_diameter_mm", "float64", nullable=True, unit="mm", doc="longest axial diameter"),
     Field(
-        "bbox", "int32", (None,), doc="(k0, j0, i0, k1, j1, i1) end-exclusive; empty without mask"
+        "bbox",
+        "int32",
+        (None,),
+        length=6,
+        doc="(k0, j0, i0, k1, j1, i1) end-exclusive; empty without mask",
     ),
     Field("suv_max", "float64", nullable=True, unit="SUVbw", doc="PET only"),
     Field("suv_mean", "float64", nullable=True, unit="SUVbw", doc="PET only"),
@@ -160,9 +180,13 @@ def config_fields(
     if config == "volume":
         return (
             *id_fields(),
-            Field("units", "string", doc='"HU", "SUVbw", or "" (as stored)'),
+            units_field(),
             Field(
-                "image", image_dtype, (None, None, None), doc="voxels (slices, rows, cols), flat"
+                "image",
+                image_dtype,
+                (None, None, None),
+                unit=IMAGE_UNIT,
+                doc="voxels (slices, rows, cols), flat",
             ),
             Field(
                 "image_shape", "int32", (3,), doc="(slices, rows, cols) to reshape image and mask"
@@ -176,7 +200,7 @@ def config_fields(
             ),
             Field("lesions", "records", fields=LESION_FIELDS, doc="lesion n is bit n of mask"),
             Field("no_findings", "bool", doc="an explicit 'no lesion' annotation"),
-            Field("lesion_count", "int32"),
+            Field("lesion_count", "int32", doc="number of lesions (entries of lesions)"),
             Field(
                 "total_volume_ml", "float64", unit="mL", doc="sum of lesion volumes (tumour burden)"
             ),
@@ -197,12 +221,13 @@ def config_fields(
     if config == "lesion_patches":
         return (
             *id_fields(),
-            Field("units", "string"),
+            units_field(),
             *LESION_FIELDS,
             Field(
                 "patch",
                 image_dtype,
                 patch_shape,
+                unit=IMAGE_UNIT,
                 doc="voxels around the seed (slices, rows, cols), flat",
             ),
             Field("patch_mask", "uint8", patch_shape, doc="1 inside this lesion"),
@@ -224,9 +249,20 @@ def config_fields(
                 (6,),
                 doc="(k0, j0, i0, k1, j1, i1) of the patch inside the image; the rest is padding",
             ),
-            Field("pad_value", "float64", doc="value of padded voxels"),
-            Field("spacing", "float64", (3,), unit="mm"),
-            Field("direction", "float64", (3, 3)),
+            Field("pad_value", "float64", unit=IMAGE_UNIT, doc="value of padded voxels"),
+            Field(
+                "spacing",
+                "float64",
+                (3,),
+                unit="mm",
+                doc="(z, y, x) voxel spacing of the series: slice step, row, column",
+            ),
+            Field(
+                "direction",
+                "float64",
+                (3, 3),
+                doc="columns: LPS unit vectors of the series' (slice, row, col) axes",
+            ),
             Field(
                 "patch_origin",
                 "float64",
@@ -241,5 +277,13 @@ def config_fields(
 
         return slice_fields(image_dtype=image_dtype, clinical=clinical)
     if config == "clinical":
-        return (Field("patient_id", "string"), Field("has_images", "bool"), *extra)
+        return (
+            Field(
+                "patient_id",
+                "string",
+                doc="DICOM PatientID; the sheet's id for a patient without images",
+            ),
+            Field("has_images", "bool", doc="the patient has an annotated image series"),
+            *extra,
+        )
     raise ValueError(f"unknown config {config!r}; expected one of {', '.join(CONFIG_NAMES)}")

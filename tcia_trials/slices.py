@@ -39,7 +39,14 @@ from tcia_trials.examples import (
     read_series,
     with_clinical,
 )
-from tcia_trials.schema import LESION_FIELDS, Field, clinical_field, id_fields
+from tcia_trials.schema import (
+    IMAGE_UNIT,
+    LESION_FIELDS,
+    Field,
+    clinical_field,
+    id_fields,
+    units_field,
+)
 from tcia_trials.source import geometry
 from tcia_trials.source.lesions import Lesion
 from tcia_trials.spec import WindowPreset
@@ -69,7 +76,7 @@ def slice_fields(*, image_dtype: str, clinical: dict[str, str]) -> tuple[Field, 
     extra = tuple(f for f in (clinical_field(clinical),) if f is not None)
     return (
         *id_fields(),
-        Field("units", "string", doc='"HU", "SUVbw", or "" (as stored)'),
+        units_field(),
         Field(
             "slice_index",
             "int32",
@@ -82,7 +89,13 @@ def slice_fields(*, image_dtype: str, clinical: dict[str, str]) -> tuple[Field, 
             "volume config's mask)",
         ),
         *LESION_FIELDS,
-        Field("image", image_dtype, (None, None), doc="pixels (rows, cols) of slice k, flat"),
+        Field(
+            "image",
+            image_dtype,
+            (None, None),
+            unit=IMAGE_UNIT,
+            doc="pixels (rows, cols) of slice k, flat",
+        ),
         Field("image_shape", "int32", (2,), doc="(rows, cols) to reshape image, mask and labels"),
         Field("mask", "uint8", (None, None), doc="1 inside this lesion, flat"),
         Field(

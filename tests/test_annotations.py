@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tcia_trials as tt
+from tcia_trials.errors import AnnotationError
 from tcia_trials.source.annotations import link_annotations, read_annotation_file, read_annotations
 from tcia_trials.source.lesions import _longest_in_plane, mask_measurements
 from tcia_trials.spec import AnnotationRules
@@ -322,3 +323,15 @@ def test_links_from_references_inside_the_objects_equal_the_csv_links(collection
     assert {k: set(v) for k, v in from_objects.by_image.items()} == {
         k: set(v) for k, v in links.by_image.items()
     }
+
+
+def test_more_lesions_than_bit_planes_raise_rather_than_lose_one(collection):
+    from dataclasses import replace
+
+    index, truth, _, links = collection
+    study = max(_studies(truth), key=lambda s: len(s["lesions"]))
+    annotations = read_annotations(index, study["ct_series_uid"], links=links)
+    many = replace(annotations, lesions=annotations.lesions[:1] * 33)
+    assert many.bitmask().dtype == np.uint64
+    with pytest.raises(AnnotationError, match="33 lesions do not fit 32 bit planes"):
+        many.bitmask(max_planes=32)

@@ -3,7 +3,10 @@ with the direct reads (voxels bit-exact, geometry, lesions, clinical values and 
 
 from __future__ import annotations
 
+import importlib
+import itertools
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +16,11 @@ import numpy as np
 import pytest
 
 import tcia_trials as tt
-from tcia_trials.build import build
+from tcia_trials import hf
+from tcia_trials.build import INCOMPLETE, build
 from tcia_trials.source.annotations import read_lesions_without_images
 from tcia_trials.synthetic import generate_collection
+from tcia_trials.verify import verify
 
 CONFIGS = ("volume", "lesions", "lesion_patches", "slices_2d", "clinical")
 
@@ -292,3 +297,51 @@ def test_generic_builder_with_its_own_name_and_clinical_sheet(built, tmp_path):
     assert {"age", "sex", "pfs_days"} <= set(rows[0]["clinical"])  # types inferred from the sheet
     with pytest.raises(ValueError, match="dataset_name"):
         build("generic", source, tmp_path, dataset_name="../escape")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _interrupt_after(calls: int):
+    """A ``ConfigWriter.add`` that raises KeyboardInterrupt (Ctrl-C) on its ``calls + 1``-th call."""
+    count = itertools.count()
+    add = hf.ConfigWriter.add
+
+    def interrupted(self, split, example):
+        if next(count) == calls:
+            raise KeyboardInterrupt
+        add(self, split, example)
+
+    return interrupted
+
+
+def test_an_interrupted_build_leaves_the_previous_build_or_nothing(built, tmp_path, monkeypatch):
+    result, _, _, source = built
+    previous = shutil.copytree(result.out, tmp_path / "out" / result.out.name)
+    before = _files(previous)
+    monkeypatch.setattr(hf.ConfigWriter, "add", _interrupt_after(5))
+    with pytest.raises(KeyboardInterrupt):
+        build("synthetic_trial", source, tmp_path / "out")
+    assert _files(previous) == before  # no staging folder left, nothing replaced
+    assert verify(previous, check_source=False).ok
+    monkeypatch.setattr(hf.ConfigWriter, "add", _interrupt_after(5))
+    with pytest.raises(KeyboardInterrupt):
+        build("synthetic_trial", source, tmp_path / "new" / "out")
+    assert not (tmp_path / "new").exists()  # a first build leaves no folder
+
+
+def test_an_interrupted_commit_is_marked_incomplete(built, tmp_path, monkeypatch):
+    result, _, _, source = built
+    previous = shutil.copytree(result.out, tmp_path / result.out.name)
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module("tcia_trials.build"), "_write_card", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build("synthetic_trial", source, tmp_path, config="lesions")
+    assert (previous / INCOMPLETE).exists() and not (previous / "README.md").exists()
+    errors = verify(previous, check_source=False).errors
+    assert any("a build was interrupted here" in e for e in errors)
+    assert any("README.md: missing" in e for e in errors)

@@ -101,12 +101,14 @@ class Annotations:
                 labels[lesion.mask] = number
         return labels
 
-    def bitmask(self) -> np.ndarray:
-        """Lossless masks as bit planes: bit ``n`` of a voxel is set when lesion ``n`` covers it."""
+    def bitmask(self, max_planes: int = 64) -> np.ndarray:
+        """Lossless masks as bit planes: bit ``n`` of a voxel is set when lesion ``n`` covers it
+        (the smallest unsigned dtype holding every lesion; more than ``max_planes`` lesions
+        raise :class:`AnnotationError` rather than lose one)."""
         count = len(self.lesions)
-        if count > 64:
+        if count > max_planes:
             raise AnnotationError(
-                f"series {self.series_uid}: {count} lesions do not fit 64 bit planes"
+                f"series {self.series_uid}: {count} lesions do not fit {max_planes} bit planes"
             )
         dtype = next(
             t

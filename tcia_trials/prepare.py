@@ -1,0 +1,155 @@
+"""A builder's spec + a download -> what every writer draws its examples from.
+
+Both output formats (HuggingFace in :mod:`tcia_trials.build`, TFDS in :mod:`tcia_trials.tfds`)
+start here, so they index, link, type the clinical sheet and split patients identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+from tcia_trials import examples as ex
+from tcia_trials.errors import ClinicalDataError, DownloadLayoutError
+from tcia_trials.schema import Field, config_fields
+from tcia_trials.source.annotations import AnnotationLinks, link_annotations
+from tcia_trials.source.clinical import ClinicalTable, read_clinical_table
+from tcia_trials.source.index import Index, scan
+from tcia_trials.spec import TrialSpec
+
+#: Patch size of ``lesion_patches`` when the spec gives none: (slices, rows, cols).
+DEFAULT_PATCH_SHAPE = (32, 64, 64)
+
+
+@dataclass
+class Prepared:
+    """An indexed download, its annotation links and clinical table, and the example context."""
+
+    spec: TrialSpec
+    source: Path
+    index: Index
+    links: AnnotationLinks
+    table: ClinicalTable | None
+    ctx: ex.ExampleContext
+    annotated: list[str]  # annotated image series present in the download
+    patients_with_images: set[str]
+
+    @property
+    def clinical_types(self) -> dict[str, str]:
+        return self.table.schema() if self.table else {}
+
+    def fields(self, config: str) -> tuple[Field, ...]:
+        """The neutral fields of ``config`` for this download."""
+        return config_fields(
+            config,
+            image_dtype=self.ctx.image_dtype,
+            patch_shape=self.ctx.patch_shape,
+            clinical=self.clinical_types,
+        )
+
+
+def patch_shape(spec: TrialSpec) -> tuple[int, int, int]:
+    if "lesion_patches" in spec.config_names and spec.config("lesion_patches").patch_size:
+        return tuple(spec.config("lesion_patches").patch_size)  # type: ignore[return-value]
+    return DEFAULT_PATCH_SHAPE
+
+
+def prepare(
+    spec: TrialSpec,
+    source: str | PathLike[str],
+    *,
+    clinical: str | PathLike[str] | None = None,
+    patient_column: str | None = None,
+    image_dtype: str | None = None,
+    on_scan: Callable[[int, int], None] | None = None,
+) -> Prepared:
+    """Index ``source``, link its annotations and read its clinical sheet for ``spec``.
+
+    ``image_dtype`` fixes the image feature's dtype; by default it follows the download
+    (:func:`tcia_trials.examples.image_dtype_for`).
+    """
+    source = Path(source).expanduser()
+    if not source.is_dir():
+        raise DownloadLayoutError(
+            f"source {source} is not a folder; pass the download folder of {spec.title}"
+        )
+    index = scan(source, progress=on_scan)
+    links = link_annotations(index, spec.annotation_rules, spec.labels)
+    table = clinical_table(spec, source, clinical, patient_column)
+    annotated = [uid for uid in links.by_image if uid in index.series]
+    if not annotated:
+        raise DownloadLayoutError(
+            f"{source}: no annotated image series for builder {spec.name!r} "
+            f"({index.summary()['series']} series indexed, {len(links.orphans)} annotation series "
+            f"without their images). Is this a download of {spec.title}?"
+        )
+    patients_with_images = {index.series[uid].patient_id for uid in annotated}
+    ctx = ex.ExampleContext(
+        index=index,
+        links=links,
+        rules=spec.annotation_rules,
+        split=spec.splits.assign,
+        labels=spec.labels,
+        clinical_rows=_clinical_rows(table, patients_with_images),
+        clinical_columns=tuple(table.schema()) if table else (),
+        image_dtype=image_dtype or ex.image_dtype_for(index, annotated),
+        patch_shape=patch_shape(spec),
+    )
+    if "slices_2d" in spec.config_names:
+        slices_config = spec.config("slices_2d")
+        ctx.slices_per_lesion = slices_config.slices_per_lesion
+        ctx.window_presets = tuple(slices_config.window_presets)
+    return Prepared(spec, source, index, links, table, ctx, annotated, patients_with_images)
+
+
+def clinical_table(
+    spec: TrialSpec,
+    source: Path | None,
+    clinical: str | PathLike[str] | None,
+    patient_column: str | None,
+) -> ClinicalTable | None:
+    """The typed clinical sheet: ``clinical`` when given, else the spec's sheet inside
+    ``source`` (clinical source "tcia"), else None."""
+    clinical_spec = spec.clinical
+    path: Path | None = Path(clinical).expanduser() if clinical else None
+    if path is None and clinical_spec.source == "tcia" and clinical_spec.file_glob:
+        if source is None:
+            return None
+        matches = sorted(source.glob(clinical_spec.file_glob))
+        path = matches[0] if matches else None
+        if path is None:
+            raise ClinicalDataError(
+                f"{source}: no clinical sheet matching {clinical_spec.file_glob!r}; "
+                f"{clinical_spec.instructions}".rstrip("; ")
+            )
+    if path is None:
+        return None
+    column = patient_column or clinical_spec.patient_id_column
+    if column is None:
+        raise ClinicalDataError(
+            f"{path}: say which column holds the patient id (patient_column=...)"
+        )
+    policy = "raise" if clinical_spec.on_invalid == "raise" else "null"
+    return read_clinical_table(
+        path,
+        patient_column=column,
+        types=dict(clinical_spec.column_types) if clinical_spec.column_types else None,
+        sheet=clinical_spec.sheet,
+        on_invalid=policy,
+    )
+
+
+def _clinical_rows(
+    table: ClinicalTable | None, patients_with_images: set[str]
+) -> dict[str, dict | None]:
+    if table is None:
+        return {}
+    rows: dict[str, dict | None] = dict(table.rows)
+    for patient in patients_with_images:
+        rows[patient] = table.row(patient)
+    reconciliation = table.reconcile(patients_with_images)
+    for sheet_id in set(reconciliation.matched.values()) - set(reconciliation.matched):
+        rows.pop(sheet_id, None)  # known under its image patient id
+    return rows
