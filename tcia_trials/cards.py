@@ -81,7 +81,15 @@ OUT = "out"
 #: The image dtype written in spec-only cards (a build picks one: ``examples.image_dtype_for``).
 SPEC_IMAGE_DTYPE = "int16 or float32"
 #: Files generated per builder folder under ``dataset_cards/``.
-CARD_FILES = ("README.md", "CITATIONS.bib")
+CARD_FILES = ("README.md", "CITATIONS.bib", "TAGS.txt")
+#: TFDS catalog tags of every builder (TFDS accepts only its own vocabulary); TAGS.txt and the
+#: TFDS builders' metadata.
+TFDS_TAGS = (
+    "content.data-type.3d",
+    "content.data-type.image",
+    "content.subject.health",
+    "ml.task.image-segmentation",
+)
 REGENERATE = "python -m tcia_trials.cards --write dataset_cards"
 
 _LESION_NAMES = frozenset(f.name for f in LESION_FIELDS)
@@ -774,11 +782,17 @@ def render_card(
 
 def card_files(spec: TrialSpec) -> dict[str, str]:
     """The generated files of a builder's ``dataset_cards/<name>/`` folder: name -> text."""
-    files = {"README.md": render_card(spec)}
+    files = {"README.md": render_card(spec), "TAGS.txt": "\n".join(tfds_tags(spec)) + "\n"}
     bibtex = citations(spec)
     if bibtex:
         files["CITATIONS.bib"] = bibtex + "\n"
     return files
+
+
+def tfds_tags(spec: TrialSpec) -> list[str]:
+    """The builder's TFDS tags (``TAGS.txt``, as in TFDS's own dataset folders)."""
+    tabular = ("content.data-type.tabular",) if "clinical" in spec.config_names else ()
+    return sorted((*TFDS_TAGS, *tabular))
 
 
 def _expected() -> dict[str, str]:

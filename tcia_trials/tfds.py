@@ -15,7 +15,8 @@ How the neutral schema becomes TFDS features:
   (README "Benchmarks"); float64 values are always stored as bytes (a ``tf.train.Example``
   holds only int64 and float32 numbers);
 - TensorFlow cannot decode ``uint32``/``uint64`` bytes, so those arrays (the volume config's
-  lesion bitmask) are stored as ``int64`` — the same values;
+  lesion bitmask) hold the same bits as ``int32``/``int64``: ``(mask >> n) & 1`` is lesion n
+  for every n (the shift is arithmetic), and ``mask.view(np.uint32)`` gives the stored values;
 - lists of lesions are ``Sequence`` features; string lists inside them are nested ``Sequence``;
 - TFDS has no nulls: a nullable value is stored as a sentinel (:data:`SENTINELS`: NaN for
   floats, -1 for integers, "" for strings, False for booleans) next to a boolean
@@ -40,11 +41,13 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from tcia_trials import examples as ex
+from tcia_trials.cards import citations, tfds_tags
 from tcia_trials.errors import TciaTrialsError
 from tcia_trials.prepare import Prepared, clinical_table, patch_shape, prepare
 from tcia_trials.registry import builder as spec_of
 from tcia_trials.registry import list_builders
 from tcia_trials.schema import Field, config_fields
+from tcia_trials.source.annotations import read_lesions_without_images
 from tcia_trials.spec import TrialSpec
 
 F = tfds.features
@@ -59,17 +62,11 @@ FILE_FORMATS = ("tfrecord", "array_record")
 SENTINELS = {"float": float("nan"), "int": -1, "string": "", "bool": False}
 #: Suffix of the presence flag of a nullable field.
 PRESENT = "_present"
-#: Dtypes TensorFlow cannot decode from bytes, and what they are stored as (lossless).
-WIDENED = {"uint32": "int64", "uint64": "int64"}
+#: Dtypes TensorFlow cannot decode from bytes, and the signed dtype of the same width their
+#: bits are stored as (a view: lossless, and bit operations give the same planes).
+REINTERPRETED = {"uint32": "int32", "uint64": "int64"}
 #: Fixed-shape tensors with more values than this are stored as bytes, not number lists.
 MAX_UNENCODED_VALUES = 64
-#: TFDS catalog tags of every builder (TFDS accepts only its own vocabulary).
-TFDS_TAGS = (
-    "content.data-type.3d",
-    "content.data-type.image",
-    "content.subject.health",
-    "ml.task.image-segmentation",
-)
 #: ``supervised_keys`` (input, target) per config, for ``as_supervised=True``.
 SUPERVISED_KEYS = {
     "volume": ("image", "mask"),
@@ -84,10 +81,10 @@ SUPERVISED_KEYS = {
 
 
 def tfds_dtype(field: Field) -> np.dtype:
-    """The numpy dtype TFDS stores ``field`` with (see :data:`WIDENED`)."""
+    """The numpy dtype TFDS stores ``field`` with (see :data:`REINTERPRETED`)."""
     if field.dtype == "string":
         return np.dtype(object)
-    return np.dtype(WIDENED.get(field.dtype, field.dtype))
+    return np.dtype(REINTERPRETED.get(field.dtype, field.dtype))
 
 
 def _encoding(field: Field) -> F.Encoding:
@@ -169,8 +166,10 @@ def encode(fields: tuple[Field, ...], example: Mapping[str, object]) -> dict[str
             value = encode(field.fields, value or {})  # type: ignore[arg-type]
         elif field.dtype == "image":
             value = io.BytesIO(value)  # type: ignore[arg-type]  # PNG bytes, stored as they are
+        elif field.dtype == "string":
+            value = np.asarray(list(value), dtype=object) if field.is_list else value  # type: ignore[arg-type]
         elif field.shape or field.is_list:
-            value = np.asarray(value if field.dtype != "string" else list(value), tfds_dtype(field))  # type: ignore[arg-type]
+            value = np.asarray(value, dtype=field.dtype).view(tfds_dtype(field))
         encoded[field.name] = value
     return encoded
 
@@ -230,11 +229,8 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     @classmethod
     def get_metadata(cls) -> tfds.core.dataset_metadata.DatasetMetadata:
         spec = cls.SPEC
-        tags = TFDS_TAGS + (
-            ("content.data-type.tabular",) if "clinical" in spec.config_names else ()
-        )
         return tfds.core.dataset_metadata.DatasetMetadata(
-            description=spec.description, citation=spec.citation, tags=sorted(tags)
+            description=spec.description, citation=citations(spec), tags=tfds_tags(spec)
         )
 
     def neutral_fields(self) -> tuple[Field, ...]:
@@ -298,6 +294,7 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             return {
                 split: _beam_examples(prepared, config, series, fields)
                 for split, series in _series_by_split(prepared).items()
+                if config in ("volume", "lesions") or _has_lesions(prepared, series)
             }
         generators = {}
         for split in self.SPEC.splits.names:  # TFDS refuses empty splits, HF has none either
@@ -340,6 +337,18 @@ def _series_by_split(prepared: Prepared) -> dict[str, list[str]]:
     for uid in ctx.annotated_series():
         by_split.setdefault(ctx.split(ctx.index.series[uid].patient_id), []).append(uid)
     return by_split
+
+
+def _has_lesions(prepared: Prepared, series: list[str]) -> bool:
+    """Whether any of the series has a lesion (read from its annotations alone, stopping at the
+    first): TFDS refuses a split without examples, and Beam cannot tell before running."""
+    ctx = prepared.ctx
+    return any(
+        read_lesions_without_images(
+            ctx.index, uid, rules=ctx.rules, labels=ctx.labels, links=ctx.links
+        ).lesions
+        for uid in series
+    )
 
 
 def _beam_examples(prepared: Prepared, config: str, series: list[str], fields: tuple[Field, ...]):
@@ -399,10 +408,21 @@ def builder_class(spec: TrialSpec) -> type[TrialBuilder]:
                 "BUILDER_CONFIGS": [
                     tfds.core.BuilderConfig(name=c.name, description=c.description) for c in configs
                 ],
-                "MANUAL_DOWNLOAD_INSTRUCTIONS": spec.manual_download_instructions,
+                "MANUAL_DOWNLOAD_INSTRUCTIONS": _manual_instructions(spec),
             },
         )
     return _CLASSES[spec.name]
+
+
+def _manual_instructions(spec: TrialSpec) -> str:
+    """The spec's download steps, and where TFDS takes the folder."""
+    example = next(iter(re.findall(r"--source\s+(\S+)", spec.manual_download_instructions)), "DIR")
+    return (
+        f"{spec.manual_download_instructions.rstrip()}\n"
+        f'For TFDS, pass that folder as the manual dir: tfds.load("{spec.name}/<config>", '
+        'data_dir=..., download_and_prepare_kwargs={"download_config": '
+        f'tfds.download.DownloadConfig(manual_dir="{example}")}}).'
+    )
 
 
 def register() -> list[str]:

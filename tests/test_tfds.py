@@ -122,13 +122,12 @@ def _assert_same(field: Field, hf_value, tf_value, where: str, tf_record) -> Non
         else:
             assert _text(hf_value) == _text(tf_value), where
         return
-    hf_array = np.asarray(hf_value)
-    tf_array = np.asarray(tf_value)
+    hf_array = np.asarray(hf_value, dtype=field.dtype)
+    tf_array = np.asarray(tf_value).view(field.dtype)  # uint32 bits are stored as int32
     if (field.shape and tf_array.ndim > 1) or field.is_fixed_tensor:
         hf_array = hf_array.reshape(tf_array.shape)
-    assert hf_array.size == tf_array.size, where
-    np.testing.assert_array_equal(hf_array.astype(tf_array.dtype), tf_array, err_msg=where)
-    assert np.array_equal(hf_array, tf_array.astype(hf_array.dtype)), where  # no value changed
+    assert hf_array.dtype == tf_array.dtype and hf_array.size == tf_array.size, where
+    np.testing.assert_array_equal(hf_array, tf_array, err_msg=where)
 
 
 def _plain(value):
@@ -191,7 +190,8 @@ def test_tfds_load_reads_tfrecord_volumes_bit_exact(built):
             image = expected["image"].reshape(expected["image_shape"])
             assert example["image"].dtype == image.dtype
             np.testing.assert_array_equal(example["image"], image)
-            np.testing.assert_array_equal(example["mask"], expected["mask"].reshape(image.shape))
+            mask = example["mask"].view(np.uint32)  # uint32 bits stored as int32
+            np.testing.assert_array_equal(mask, expected["mask"].reshape(image.shape))
             np.testing.assert_array_equal(example["affine"], expected["affine"])
             seen += 1
     assert seen == sum(hf.configs["volume"].values())
@@ -219,7 +219,9 @@ def test_builders_are_registered_and_described(built):
     builder = tfds.builder("eay131/lesion_patches", data_dir=str(root / "none"))
     spec = spec_of("eay131")
     assert str(builder.version) == spec.version
-    assert spec.manual_download_instructions == builder.MANUAL_DOWNLOAD_INSTRUCTIONS
+    instructions = builder.MANUAL_DOWNLOAD_INSTRUCTIONS
+    assert instructions.startswith(spec.manual_download_instructions.rstrip())
+    assert 'DownloadConfig(manual_dir="~/TCIA/EAY131")' in instructions
     assert builder.info.citation == spec.citation
     assert builder.info.supervised_keys == ("patch", "patch_mask")
     assert builder.info.features["patch"].shape == (32, 64, 64)
@@ -257,12 +259,15 @@ def test_nullable_fields_get_sentinels_and_presence_flags():
     features.encode_example(present)
 
 
-def test_unsigned_masks_are_widened_losslessly():
+def test_unsigned_masks_keep_their_bits():
     field = Field("mask", "uint32", (None, None, None))
-    assert ttfds.tfds_feature(field).np_dtype == np.int64
-    mask = np.array([[[2**31 + 5, 0]]], dtype=np.uint32)
+    assert ttfds.tfds_feature(field).np_dtype == np.int32
+    mask = np.array([[[2**31 + 5, 4]]], dtype=np.uint32)
     encoded = ttfds.encode((field,), {"mask": mask})["mask"]
-    assert encoded.dtype == np.int64 and encoded[0, 0, 0] == 2**31 + 5
+    assert encoded.dtype == np.int32
+    np.testing.assert_array_equal(encoded.view(np.uint32), mask)
+    for bit in (0, 2, 31):  # the bit planes read the same from the signed view
+        np.testing.assert_array_equal((encoded >> bit) & 1, (mask >> bit) & 1)
 
 
 def test_feature_names_with_a_slash_are_refused():
@@ -369,3 +374,67 @@ def test_verify_checks_the_tfds_datasets_beside_the_hf_one(built, tmp_path):
     next((copy / "lesions").rglob("*-test.array_record-*")).unlink()
     result = tcia_trials.verify(copy, check_source=False)
     assert any("TFDS shard missing" in error for error in result.errors)
+
+
+def test_beam_generation_equals_the_local_one(built, tmp_path):
+    beam = pytest.importorskip("apache_beam")
+    _, prepared, counts, root = built
+    cls = ttfds.builder_class(prepared.spec)
+    config = "lesion_patches"
+    builder = cls(
+        config=config,
+        data_dir=str(tmp_path),
+        file_format="array_record",
+        source=root / "source",
+        image_dtype=prepared.ctx.image_dtype,
+    )
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            beam_runner=beam.runners.DirectRunner(),
+            beam_options=beam.options.pipeline_options.PipelineOptions(["--direct_num_workers=1"]),
+        )
+    )
+    assert {n: s.num_examples for n, s in builder.info.splits.items()} == counts[config]
+    local = tfds.builder(f"synthetic_trial/{config}", data_dir=str(root / "array_record"))
+    fields = prepared.fields(config)
+    for split in counts[config]:
+        beam_rows = {_key(r, config): r for r in _all(builder.as_data_source(split=split))}
+        local_rows = {_key(r, config): r for r in _all(local.as_data_source(split=split))}
+        assert beam_rows.keys() == local_rows.keys()
+        for key, row in beam_rows.items():
+            for field in fields:
+                if field.is_records or field.is_record:
+                    continue  # compared through the HF parity test
+                a, b = np.asarray(row[field.name]), np.asarray(local_rows[key][field.name])
+                assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+
+
+def _all(source):
+    return [source[n] for n in range(len(source))]
+
+
+def test_cli_builds_tfds_and_names_unknown_formats(built, tmp_path):
+    from click.testing import CliRunner
+
+    from tcia_trials.cli import main
+
+    *_, root = built
+    args = ["build", "synthetic_trial", "--source", str(root / "source"), "--out", str(tmp_path)]
+    ran = CliRunner().invoke(
+        main,
+        [
+            *args,
+            "--format",
+            "tfds",
+            "--tfds-file-format",
+            "array_record",
+            "--config",
+            "clinical",
+            "-q",
+        ],
+    )
+    assert ran.exit_code == 0, ran.output
+    assert "tfds (array_record)" in ran.output
+    assert (tmp_path / "synthetic_trial" / "clinical" / "1.0.0" / "dataset_info.json").is_file()
+    wrong = CliRunner().invoke(main, [*args, "--format", "tfrecords"])
+    assert wrong.exit_code == 1 and "unknown output format(s) ['tfrecords']" in wrong.output
