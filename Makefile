@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 DEMO_OUT ?= demo-out
-PY_SOURCES := tcia_trials builders tests benchmarks
+PY_SOURCES := tcia_trials builders tests benchmarks notebooks
 
 .PHONY: install demo test lint bench cards clean
 

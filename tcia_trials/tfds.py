@@ -221,9 +221,6 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         self._num_proc = num_proc
         self._prepared = prepared
         self._use_beam = False
-        file_format = kwargs.get("file_format")
-        if str(getattr(file_format, "value", file_format) or "tfrecord") == "tfrecord":
-            require_tensorflow("TFRecord shards")
         super().__init__(**kwargs)
 
     @classmethod
@@ -258,7 +255,8 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return tfds.core.DatasetInfo(
             builder=self,
             description=spec.description,
-            features=self._restored_features() or tfds_features(self.neutral_fields()),
+            features=(None if self._prepared else self._restored_features())
+            or tfds_features(self.neutral_fields()),
             supervised_keys=SUPERVISED_KEYS.get(config),
             homepage=spec.homepage,
             citation=spec.citation,
@@ -307,6 +305,8 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _download_and_prepare(
         self, dl_manager: tfds.download.DownloadManager, download_config: Any = None
     ) -> None:
+        if self.info.file_format == tfds.core.FileFormat.TFRECORD:
+            require_tensorflow("TFRecord shards")
         self._use_beam = download_config is not None and (
             download_config.beam_runner is not None or download_config.beam_options is not None
         )
@@ -452,8 +452,11 @@ def write_tfds(
             prepared=prepared,
             num_proc=num_proc,
         )
-        tfds_builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(prepared.source))
+        tfds_builder.download_and_prepare(  # regenerate: never reuse an earlier build's data
+            download_config=tfds.download.DownloadConfig(
+                manual_dir=str(prepared.source),
+                download_mode=tfds.download.GenerateMode.FORCE_REDOWNLOAD,
+            )
         )
         counts[config] = {
             name: split.num_examples for name, split in tfds_builder.info.splits.items()

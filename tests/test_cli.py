@@ -2,32 +2,83 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tcia_trials.cli import main
 
 
-def test_demo_reads_every_volume_back(tmp_path):
-    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--patients", "2"])
-    assert result.exit_code == 0, result.output
-    assert "geometry exact" in result.output
-    assert "lesions, 0 orphan annotation series" in result.output
-    assert "volume[0]:" in result.output and "lesion_patches" in result.output
-    assert "MISMATCH" not in result.output
+def _where(output: str) -> dict[str, Path]:
+    """The demo's closing list: what -> path."""
+    listing = output.split("Where everything is:\n", 1)[1]
+    found = re.findall(r"^   (\S+(?: \S+)?) +(/\S+)", listing, flags=re.MULTILINE)
+    return {what: Path(path) for what, path in found}
+
+
+def test_demo_builds_loads_verifies_and_says_where_everything_is(tmp_path, monkeypatch):
+    """As a user runs it (TFRecord); then again over its own output with one patient and without
+    TensorFlow (array_record): the earlier build must not leak into the new one."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tcia_trials.cli",
+            "demo",
+            "--out",
+            str(tmp_path),
+            "--patients",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout
+    assert "geometry exact" in output and "MISMATCH" not in output
+    assert "lesions, 0 orphan annotation series" in output
+    assert "TFDS (TFRecord)" in output and "load_dataset and tfds.load:" in output
+    assert "volume[0]:" in output and "lesion_patches[0]:" in output
+    assert output.count(": equal in both") == 2
+    assert "verify: tcia-trials verify" in output and "FAIL" not in output
+    assert "Downloading and preparing" not in output and not result.stderr  # TFDS/TF noise
+    where = _where(output)
+    assert list(where) == ["source", "HF dataset", "TFDS data_dir", "report", "previews", "card"]
+    assert all(path.exists() for path in where.values()), where
+    assert (where["TFDS data_dir"] / "synthetic_trial" / "volume" / "1.0.0").is_dir()
+    assert len(list(where["previews"].glob("*.png"))) > 1
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorflow" else real_find_spec(name, *a),
+    )
     rerun = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--patients", "1"])
     assert rerun.exit_code == 0, rerun.output
+    assert "TensorFlow is not installed" in rerun.output
+    assert "TFDS (array_record)" in rerun.output and "and as_data_source:" in rerun.output
+    assert rerun.output.count(": equal in both") == 2
+    assert all(path.exists() for path in _where(rerun.output).values())
 
 
-def test_demo_refuses_a_foreign_source_folder(tmp_path):
-    (tmp_path / "source").mkdir()
-    (tmp_path / "source" / "mine.txt").write_text("keep me")
+@pytest.mark.parametrize("folder", ["source", "datasets/synthetic_trial"])
+def test_demo_refuses_a_foreign_folder(tmp_path, folder):
+    (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / folder / "mine.txt").write_text("keep me")
     result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "was not written by the demo" in result.output
-    assert (tmp_path / "source" / "mine.txt").exists()
+    assert (tmp_path / folder / "mine.txt").exists()
 
 
 def test_console_script_help_lists_commands():
@@ -39,3 +90,36 @@ def test_console_script_help_lists_commands():
     )
     assert result.returncode == 0
     assert "synth" in result.stdout and "demo" in result.stdout
+
+
+def test_ctrl_c_stops_a_build_with_exit_130_and_leaves_no_dataset(tmp_path):
+    """SIGINT to the process group of a running build: exit code 130, one line on stderr (none
+    from the worker processes), no output folder."""
+    from tcia_trials.synthetic import generate_collection
+
+    source = tmp_path / "source"
+    generate_collection(source, patients=2, seed=3)
+    out = tmp_path / "out"
+    build = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "tcia_trials.cli", "build", "synthetic_trial"),
+            *("--source", str(source), "--out", str(out), "--num-proc", "2"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        # a shell's background jobs ignore SIGINT, and children inherit that: restore it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/data/.*.partial-*")):  # the build is writing its examples
+        assert build.poll() is None and time.monotonic() < deadline, build.communicate()
+        time.sleep(0.05)
+    os.killpg(build.pid, signal.SIGINT)  # Ctrl-C: the build and its worker processes
+    stdout, stderr = build.communicate(timeout=120)
+    assert build.returncode == 130, (stdout, stderr)
+    assert stderr.strip().splitlines() == [
+        f"Interrupted: the build was abandoned; {out} holds no partial dataset that looks complete."
+    ]
+    assert not out.exists()
