@@ -123,3 +123,60 @@ def test_ctrl_c_stops_a_build_with_exit_130_and_leaves_no_dataset(tmp_path):
         f"Interrupted: the build was abandoned; {out} holds no partial dataset that looks complete."
     ]
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def small_source(tmp_path_factory):
+    from tcia_trials.synthetic import generate_collection
+
+    source = tmp_path_factory.mktemp("cli") / "source"
+    generate_collection(source, patients=1, seed=3)
+    return source
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tcia_trials.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("wrong-name", "unknown builder 'synthetic_trail': did you mean 'synthetic_trial'?"),
+        ("missing-folder", "is not a folder; pass the download folder of"),
+        ("empty-download", "the folder is empty"),
+        ("wrong-collection", "Is this a download of I-SPY1"),
+        ("wrong-config", "has no config 'patches'"),
+    ],
+)
+def test_build_errors_exit_1_with_a_message_and_no_traceback(
+    case, expected, small_source, tmp_path
+):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    name, source, extra = {
+        "wrong-name": ("synthetic_trail", small_source, []),
+        "missing-folder": ("synthetic_trial", tmp_path / "nowhere", []),
+        "empty-download": ("synthetic_trial", empty, []),
+        "wrong-collection": ("ispy1", small_source, []),  # I-SPY1 labels are SEG of MR series
+        "wrong-config": ("synthetic_trial", small_source, ["--config", "patches"]),
+    }[case]
+    run = _cli("build", name, "--source", str(source), "--out", str(tmp_path / "out"), *extra)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert expected in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_build_prints_a_summary_and_verify_passes(small_source, tmp_path):
+    run = _cli(
+        "build", "synthetic_trial", "--source", str(small_source), "--out", str(tmp_path), "-q"
+    )
+    assert run.returncode == 0, run.stderr
+    assert "synthetic_trial 1.0.0 ->" in run.stdout and "report:" in run.stdout
+    checked = _cli("verify", str(tmp_path / "synthetic_trial"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "verified" in checked.stdout
