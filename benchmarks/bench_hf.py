@@ -194,6 +194,42 @@ def config_readers(
     }
 
 
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the benchmarks' synthetic collection (and best-of-N)."""
+    parser.add_argument("--patients", type=int, default=4)
+    parser.add_argument("--slices", type=int, default=80, help="CT slices")
+    parser.add_argument("--size", type=int, default=256, help="CT rows and columns")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-pet", action="store_true", help="CT only (image stored as int16)")
+
+
+def synthetic_source(source: Path, args: argparse.Namespace) -> tuple[tt.Index, list[str], int]:
+    """Generate the benchmark's collection (warm in the page cache) and describe it: its index,
+    the annotated image series and the DICOM bytes they and their annotations take."""
+    generate_collection(
+        source,
+        patients=args.patients,
+        seed=args.seed,
+        ct_shape=(args.slices, args.size, args.size),
+        with_pet=not args.no_pet,
+    )
+    index = tt.scan(source)
+    links = tt.link_annotations(index)
+    annotated = [uid for uid in links.by_image if uid in index.series]
+    image_bytes, annotation_bytes, n_files = dicom_bytes(index, links)
+    for series in index.series.values():  # warm the page cache
+        for instance in series.instances:
+            instance.path.read_bytes()
+    print(
+        f"source: {args.patients} patients, CT {args.slices}x{args.size}x{args.size}"
+        f"{'' if args.no_pet else ' + PET'}; {len(annotated)} annotated series, {n_files} "
+        f"DICOM files, {image_bytes / 1e6:.1f} MB images + {annotation_bytes / 1e6:.1f} MB "
+        "annotations"
+    )
+    return index, annotated, image_bytes + annotation_bytes
+
+
 def dicom_bytes(index: tt.Index, links: tt.AnnotationLinks) -> tuple[int, int, int]:
     """Bytes of the annotated image series, of their annotation series, and their file count."""
     images = [uid for uid in links.by_image if uid in index.series]
@@ -207,20 +243,24 @@ def dicom_bytes(index: tt.Index, links: tt.AnnotationLinks) -> tuple[int, int, i
     )
 
 
+def noisy(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``values`` + round(N(0, NOISE_HU)), same dtype (integers clipped to its range)."""
+    noise = np.round(rng.normal(0.0, NOISE_HU, values.shape))
+    if np.issubdtype(values.dtype, np.integer):
+        info = np.iinfo(values.dtype)
+        result = np.clip(values.astype(np.int64) + noise.astype(np.int64), info.min, info.max)
+    else:
+        result = values + noise
+    return result.astype(values.dtype)
+
+
 def with_noise(array: pa.Array, rng: np.random.Generator) -> pa.Array:
-    """The list column with round(N(0, NOISE_HU)) added to every value (structure kept)."""
+    """The list column with :func:`noisy` values (structure kept)."""
     if isinstance(array.type, pa.ExtensionType):
         return pa.ExtensionArray.from_storage(array.type, with_noise(array.storage, rng))
     if pa.types.is_list(array.type):
         return pa.ListArray.from_arrays(array.offsets, with_noise(array.values, rng))
-    values = array.to_numpy(zero_copy_only=False)
-    noise = np.round(rng.normal(0.0, NOISE_HU, values.shape))
-    if np.issubdtype(values.dtype, np.integer):
-        info = np.iinfo(values.dtype)
-        noisy = np.clip(values.astype(np.int64) + noise.astype(np.int64), info.min, info.max)
-    else:
-        noisy = values + noise
-    return pa.array(noisy.astype(values.dtype))
+    return pa.array(noisy(array.to_numpy(zero_copy_only=False), rng))
 
 
 def writer_options(table: pa.Table, variant: str, noisy_columns: tuple[str, ...]) -> dict:
@@ -279,12 +319,7 @@ def rewritten_bytes(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=int, default=4)
-    parser.add_argument("--slices", type=int, default=80, help="CT slices")
-    parser.add_argument("--size", type=int, default=256, help="CT rows and columns")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-pet", action="store_true", help="CT only (image stored as int16)")
+    add_source_arguments(parser)
     args = parser.parse_args()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
@@ -294,27 +329,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         source, cache = tmp / "source", tmp / "hf-cache"
-        generate_collection(
-            source,
-            patients=args.patients,
-            seed=args.seed,
-            ct_shape=(args.slices, args.size, args.size),
-            with_pet=not args.no_pet,
-        )
-        index = tt.scan(source)
-        links = tt.link_annotations(index)
-        annotated = [uid for uid in links.by_image if uid in index.series]
-        image_bytes, annotation_bytes, n_files = dicom_bytes(index, links)
-        dicom_total = image_bytes + annotation_bytes
-        for series in index.series.values():  # warm the page cache
-            for instance in series.instances:
-                instance.path.read_bytes()
-        print(
-            f"source: {args.patients} patients, CT {args.slices}x{args.size}x{args.size}"
-            f"{'' if args.no_pet else ' + PET'}; {len(annotated)} annotated series, {n_files} "
-            f"DICOM files, {image_bytes / 1e6:.1f} MB images + {annotation_bytes / 1e6:.1f} MB "
-            "annotations"
-        )
+        index, annotated, dicom_total = synthetic_source(source, args)
 
         conversions = []
         for _ in range(args.repeat):  # best of N: the first build also pays for lazy imports
