@@ -23,6 +23,7 @@ SeriesInstanceUID)::
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import re
@@ -600,4 +601,17 @@ def write_previews(
             path = folder / f"{_safe(patient_id)}_montage.png"
             montage_figure(f"{patient_id}: {len(tiles)} lesion(s)", tiles).savefig(path)
             written.append(path)
+    if root == dataset_dir and any(p.name.endswith("_montage.png") for p in written):
+        _refresh_card(dataset_dir)
     return written
+
+
+def _refresh_card(dataset_dir: Path) -> None:
+    """Re-render the dataset's card so that it shows a preview montage."""
+    from tcia_trials import cards
+    from tcia_trials.registry import builder
+
+    name = json.loads((dataset_dir / ".tcia_trials" / "spec.json").read_text())["name"]
+    cards.write_card(
+        dataset_dir, builder(name), None if dataset_dir.name == name else dataset_dir.name
+    )

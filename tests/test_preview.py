@@ -258,6 +258,10 @@ def test_default_folder_lesion_filter_and_same_bytes_on_rerun(built, tmp_path):
     data = [p.read_bytes() for p in first]
     assert write_previews(copy, patient=PATIENT, lesion=label) == first
     assert [p.read_bytes() for p in first] == data
+    assert "_montage.png" not in (copy / "README.md").read_text()
+    montages = [p for p in write_previews(copy, patient=PATIENT) if "montage" in p.name]
+    link = montages[0].relative_to(copy).as_posix()
+    assert f"({link})" in (copy / "README.md").read_text()  # the card shows the montage
 
 
 @pytest.mark.parametrize(
