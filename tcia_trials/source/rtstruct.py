@@ -54,6 +54,7 @@ from pydicom.uid import RTStructureSetStorage
 
 from tcia_trials.errors import AnnotationError, DicomReadError, MissingReferenceError
 from tcia_trials.source import geometry
+from tcia_trials.source.documents import AnnotationFile, file_identity, text_or_none
 from tcia_trials.source.raw_uids import referenced_instance_uids
 
 if TYPE_CHECKING:
@@ -134,15 +135,13 @@ class Roi:
 
 
 @dataclass(frozen=True, eq=False)
-class RtStructDocument:
+class RtStructDocument(AnnotationFile):
     """An RT Structure Set file, all coordinates in LPS mm (no image series needed).
 
     Attributes
     ----------
-    path:
-        The file read.
-    sop_instance_uid, series_uid, series_description, study_uid, patient_id:
-        Identity of the structure set ("" when a tag is absent).
+    path, sop_instance_uid, series_uid, series_description, study_uid, patient_id:
+        Identity of the structure set (:class:`~tcia_trials.source.documents.AnnotationFile`).
     time_point:
         ClinicalTrialTimePointID (e.g. "Pre-dose"), or None.
     frame_of_reference_uid:
@@ -159,12 +158,6 @@ class RtStructDocument:
         follow).
     """
 
-    path: Path
-    sop_instance_uid: str
-    series_uid: str
-    series_description: str
-    study_uid: str
-    patient_id: str
     time_point: str | None
     frame_of_reference_uid: str | None
     referenced_series_uids: tuple[str, ...]
@@ -263,13 +256,8 @@ def read_rtstruct(path: str | PathLike[str]) -> RtStructDocument:
         for contour in roi.contours:
             sop_uids.extend(contour.referenced_sop_instance_uids)
     return RtStructDocument(
-        path=path,
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
-        series_uid=str(ds.get("SeriesInstanceUID", "")),
-        series_description=str(ds.get("SeriesDescription", "")),
-        study_uid=str(ds.get("StudyInstanceUID", "")),
-        patient_id=str(ds.get("PatientID", "")),
-        time_point=_text_or_none(ds.get("ClinicalTrialTimePointID")),
+        **file_identity(path, ds),
+        time_point=text_or_none(ds.get("ClinicalTrialTimePointID")),
         frame_of_reference_uid=frame_uid,
         referenced_series_uids=tuple(dict.fromkeys(series_uids)),
         referenced_sop_instance_uids=tuple(dict.fromkeys(sop_uids)),
@@ -277,23 +265,16 @@ def read_rtstruct(path: str | PathLike[str]) -> RtStructDocument:
     )
 
 
-def _text_or_none(value: object) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def _references(ds: Dataset) -> tuple[str | None, list[str], list[str]]:
-    frame_uid = _text_or_none(ds.get("FrameOfReferenceUID"))
+    frame_uid = text_or_none(ds.get("FrameOfReferenceUID"))
     series_uids: list[str] = []
     sop_uids: list[str] = []
     for frame in ds.get("ReferencedFrameOfReferenceSequence", []):
         if frame_uid is None:
-            frame_uid = _text_or_none(frame.get("FrameOfReferenceUID"))
+            frame_uid = text_or_none(frame.get("FrameOfReferenceUID"))
         for study in frame.get("RTReferencedStudySequence", []):
             for series in study.get("RTReferencedSeriesSequence", []):
-                uid = _text_or_none(series.get("SeriesInstanceUID"))
+                uid = text_or_none(series.get("SeriesInstanceUID"))
                 if uid:
                     series_uids.append(uid)
                 sop_uids.extend(
@@ -344,11 +325,11 @@ def _read_rois(ds: Dataset, path: Path, frame_uid: str | None, series_uids: list
             Roi(
                 number=number,
                 name=name,
-                description=_text_or_none(info.get("ROIDescription")),
-                interpreted_type=_text_or_none(obs.get("RTROIInterpretedType")),
-                observation_label=_text_or_none(obs.get("ROIObservationLabel")),
+                description=text_or_none(info.get("ROIDescription")),
+                interpreted_type=text_or_none(obs.get("RTROIInterpretedType")),
+                observation_label=text_or_none(obs.get("ROIObservationLabel")),
                 contours=contours,
-                frame_of_reference_uid=_text_or_none(info.get("ReferencedFrameOfReferenceUID"))
+                frame_of_reference_uid=text_or_none(info.get("ReferencedFrameOfReferenceUID"))
                 or frame_uid,
                 referenced_series_uids=tuple(dict.fromkeys(series_uids)),
                 source=str(path),

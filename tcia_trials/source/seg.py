@@ -105,6 +105,7 @@ from tcia_trials.errors import (
     TciaTrialsError,
 )
 from tcia_trials.source import geometry
+from tcia_trials.source.documents import AnnotationFile, file_identity, text_or_none
 from tcia_trials.source.raw_uids import referenced_instance_uids
 
 if TYPE_CHECKING:
@@ -162,15 +163,13 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class SegDocument:
+class SegDocument(AnnotationFile):
     """Header-level content of a SEG file (no pixel data decoded).
 
     Attributes
     ----------
-    path:
-        The file.
-    sop_instance_uid, series_uid, series_description, study_uid, patient_id:
-        Identity of the SEG instance.
+    path, sop_instance_uid, series_uid, series_description, study_uid, patient_id:
+        Identity of the SEG instance (:class:`~tcia_trials.source.documents.AnnotationFile`).
     time_point:
         ClinicalTrialTimePointID (e.g. ``"Pre-dose"``), or None.
     frame_of_reference_uid:
@@ -185,12 +184,6 @@ class SegDocument:
         The segments, in SegmentSequence order (LABELMAP background segment 0 excluded).
     """
 
-    path: Path
-    sop_instance_uid: str
-    series_uid: str
-    series_description: str
-    study_uid: str
-    patient_id: str
     time_point: str | None
     frame_of_reference_uid: str | None
     referenced_series_uids: tuple[str, ...]
@@ -311,14 +304,9 @@ def _read_dataset(path: Path, *, pixels: bool) -> Dataset:
     return ds
 
 
-def _text(value: object) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text or None
-
-
 def _code_meaning(item: Dataset, keyword: str) -> str | None:
     codes = item.get(keyword)
-    return _text(codes[0].get("CodeMeaning")) if codes else None
+    return text_or_none(codes[0].get("CodeMeaning")) if codes else None
 
 
 _REFERENCED_INSTANCES = 0x0008114A  # ReferencedInstanceSequence
@@ -330,13 +318,13 @@ def _document(ds: Dataset, path: Path) -> SegDocument:
         Segment(
             segment_number=int(item.SegmentNumber),
             label=str(item.get("SegmentLabel", "")),
-            description=_text(item.get("SegmentDescription")),
+            description=text_or_none(item.get("SegmentDescription")),
             category=_code_meaning(item, "SegmentedPropertyCategoryCodeSequence"),
             property_type=_code_meaning(item, "SegmentedPropertyTypeCodeSequence"),
             algorithm_type=str(item.get("SegmentAlgorithmType", "")),
-            algorithm_name=_text(item.get("SegmentAlgorithmName")),
-            tracking_id=_text(item.get("TrackingID")),
-            tracking_uid=_text(item.get("TrackingUID")),
+            algorithm_name=text_or_none(item.get("SegmentAlgorithmName")),
+            tracking_id=text_or_none(item.get("TrackingID")),
+            tracking_uid=text_or_none(item.get("TrackingUID")),
         )
         for item in ds.get("SegmentSequence", [])
         if "SegmentNumber" in item and int(item.SegmentNumber) != 0
@@ -356,14 +344,9 @@ def _document(ds: Dataset, path: Path) -> SegDocument:
             for sop, _ in refs:
                 sops[sop] = None
     return SegDocument(
-        path=path,
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
-        series_uid=str(ds.get("SeriesInstanceUID", "")),
-        series_description=str(ds.get("SeriesDescription", "")),
-        study_uid=str(ds.get("StudyInstanceUID", "")),
-        patient_id=str(ds.get("PatientID", "")),
-        time_point=_text(ds.get("ClinicalTrialTimePointID")),
-        frame_of_reference_uid=_text(ds.get("FrameOfReferenceUID")),
+        **file_identity(path, ds),
+        time_point=text_or_none(ds.get("ClinicalTrialTimePointID")),
+        frame_of_reference_uid=text_or_none(ds.get("FrameOfReferenceUID")),
         referenced_series_uids=tuple(series),
         referenced_sop_instance_uids=tuple(sops),
         segmentation_type=str(ds.get("SegmentationType", "")).upper(),
@@ -400,7 +383,7 @@ def _source_refs(item: Dataset | None) -> list[tuple[str, int | None, str | None
             if "ReferencedSOPInstanceUID" not in source:
                 continue
             sop = str(source.ReferencedSOPInstanceUID)
-            preserved = _text(source.get("SpatialLocationsPreserved"))
+            preserved = text_or_none(source.get("SpatialLocationsPreserved"))
             numbers = source.get("ReferencedFrameNumber")
             if numbers is None or numbers == "":
                 refs.append((sop, None, preserved))

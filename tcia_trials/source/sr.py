@@ -47,6 +47,7 @@ from pydicom.uid import (
 )
 
 from tcia_trials.errors import AnnotationError, DicomReadError, UnsupportedTemplateError
+from tcia_trials.source.documents import AnnotationFile, file_identity
 
 logger = logging.getLogger(__name__)
 
@@ -175,13 +176,13 @@ class SrFinding:
 
 
 @dataclass(frozen=True, eq=False)
-class SrDocument:
+class SrDocument(AnnotationFile):
     """A TID 1500 Measurement Report read by :func:`read_sr`.
 
     Attributes
     ----------
     path, sop_instance_uid, series_uid, series_description, study_uid, patient_id:
-        Identity of the SR file.
+        Identity of the SR file (:class:`~tcia_trials.source.documents.AnnotationFile`).
     time_point:
         ClinicalTrialTimePointID, else the single TID 1502 "Time Point" of the content tree.
     template:
@@ -197,12 +198,6 @@ class SrDocument:
         Non-fatal findings about the document as a whole.
     """
 
-    path: Path
-    sop_instance_uid: str
-    series_uid: str
-    series_description: str
-    study_uid: str
-    patient_id: str
     time_point: str | None
     template: str | None
     referenced_series_uids: tuple[str, ...]
@@ -297,12 +292,7 @@ def read_sr(
     doc_flags.extend(group_flags)
     doc_flags.extend(time_flags)
     return SrDocument(
-        path=path,
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
-        series_uid=str(ds.get("SeriesInstanceUID", "")),
-        series_description=str(ds.get("SeriesDescription", "")),
-        study_uid=str(ds.get("StudyInstanceUID", "")),
-        patient_id=str(ds.get("PatientID", "")),
+        **file_identity(path, ds),
         time_point=time_point,
         template="TID1500",
         referenced_series_uids=tuple(dict.fromkeys([*evidence, *source_series])),
