@@ -3,6 +3,7 @@
 from tcia_trials.spec import (
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
+    NOT_IN_IDC_NOTE,
     AnnotationRules,
     ClinicalSpec,
     SourceCollection,
@@ -54,10 +55,7 @@ RTSTRUCT, on the trial's images ([images](https://doi.org/10.7937/0WF5-SJ50),
             role="images",
             license=LICENSE_UNKNOWN,
             access="controlled",
-            note=(
-                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
-                "count are on the TCIA page."
-            ),
+            note=NOT_IN_IDC_NOTE,
         ),
         SourceCollection(
             name="A091105-Tumor-Annotations",
@@ -70,10 +68,7 @@ RTSTRUCT, on the trial's images ([images](https://doi.org/10.7937/0WF5-SJ50),
             license=LICENSE_UNKNOWN,
             access="controlled",
             modalities=("RTSTRUCT",),
-            note=(
-                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
-                "count are on the TCIA page."
-            ),
+            note=NOT_IN_IDC_NOTE,
         ),
     ),
     citation="""\

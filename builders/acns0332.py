@@ -3,6 +3,7 @@
 from tcia_trials.spec import (
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
+    NOT_IN_IDC_NOTE,
     AnnotationRules,
     ClinicalSpec,
     SourceCollection,
@@ -55,10 +56,7 @@ points and "no findings" assessments stored as RTSTRUCT, on the trial's images
             license=LICENSE_UNKNOWN,
             access="controlled",
             modalities=("MR",),  # MR: issue 4 and TCIA's manifest names ("OriginalMRs")
-            note=(
-                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
-                "count are on the TCIA page."
-            ),
+            note=NOT_IN_IDC_NOTE,
         ),
         SourceCollection(
             name="ACNS0332-Tumor-Annotations",
@@ -72,10 +70,7 @@ points and "no findings" assessments stored as RTSTRUCT, on the trial's images
             license=LICENSE_UNKNOWN,
             access="controlled",
             modalities=("RTSTRUCT", "SEG"),
-            note=(
-                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
-                "count are on the TCIA page."
-            ),
+            note=NOT_IN_IDC_NOTE,
         ),
     ),
     citation="""\

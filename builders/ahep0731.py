@@ -3,6 +3,7 @@
 from tcia_trials.spec import (
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
+    NOT_IN_IDC_NOTE,
     AnnotationRules,
     ClinicalSpec,
     SourceCollection,
@@ -51,10 +52,7 @@ images ([images](https://doi.org/10.7937/F2DB-8826),
             role="images",
             license=LICENSE_UNKNOWN,
             access="controlled",
-            note=(
-                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
-                "count are on the TCIA page."
-            ),
+            note=NOT_IN_IDC_NOTE,
         ),
         SourceCollection(
             name="AHEP0731-Tumor-Annotations",
@@ -67,10 +65,7 @@ images ([images](https://doi.org/10.7937/F2DB-8826),
             license=LICENSE_UNKNOWN,
             access="controlled",
             modalities=("RTSTRUCT",),
-            note=(
-                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
-                "count are on the TCIA page."
-            ),
+            note=NOT_IN_IDC_NOTE,
         ),
     ),
     citation="""\

@@ -3,6 +3,7 @@
 from tcia_trials.spec import (
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
+    NOT_IN_IDC_NOTE,
     AnnotationRules,
     ClinicalSpec,
     SourceCollection,
@@ -52,10 +53,7 @@ images ([images](https://doi.org/10.7937/SJEZ-CJ78),
             license=LICENSE_UNKNOWN,
             access="controlled",
             modalities=("CT",),  # CT: TCIA's manifest names ("OriginalCTs")
-            note=(
-                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
-                "count are on the TCIA page."
-            ),
+            note=NOT_IN_IDC_NOTE,
         ),
         SourceCollection(
             name="AREN0533-Tumor-Annotations",
@@ -69,10 +67,7 @@ images ([images](https://doi.org/10.7937/SJEZ-CJ78),
             license=LICENSE_UNKNOWN,
             access="controlled",
             modalities=("RTSTRUCT",),
-            note=(
-                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
-                "count are on the TCIA page."
-            ),
+            note=NOT_IN_IDC_NOTE,
         ),
     ),
     citation="""\

@@ -3,6 +3,7 @@
 from tcia_trials.spec import (
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
+    NOT_IN_IDC_NOTE,
     AnnotationRules,
     ClinicalSpec,
     SourceCollection,
@@ -52,10 +53,7 @@ seed points and "no findings" assessments, all stored as RTSTRUCT, on the trial'
             role="images",
             license=LICENSE_UNKNOWN,
             access="controlled",
-            note=(
-                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
-                "count are on the TCIA page."
-            ),
+            note=NOT_IN_IDC_NOTE,
         ),
         SourceCollection(
             name="AREN0534-Tumor-Annotations",
@@ -68,10 +66,7 @@ seed points and "no findings" assessments, all stored as RTSTRUCT, on the trial'
             license=LICENSE_UNKNOWN,
             access="controlled",
             modalities=("RTSTRUCT",),
-            note=(
-                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
-                "count are on the TCIA page."
-            ),
+            note=NOT_IN_IDC_NOTE,
         ),
     ),
     citation="""\

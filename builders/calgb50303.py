@@ -3,6 +3,7 @@
 from tcia_trials.spec import (
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
+    NOT_IN_IDC_NOTE,
     AnnotationRules,
     ClinicalSpec,
     SourceCollection,
@@ -53,10 +54,7 @@ RTSTRUCT, on the trial's images ([images](https://doi.org/10.7937/CM65-A013),
             role="images",
             license=LICENSE_UNKNOWN,
             access="controlled",
-            note=(
-                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
-                "count are on the TCIA page."
-            ),
+            note=NOT_IN_IDC_NOTE,
         ),
         SourceCollection(
             name="CALGB50303-Tumor-Annotations",
@@ -69,10 +67,7 @@ RTSTRUCT, on the trial's images ([images](https://doi.org/10.7937/CM65-A013),
             license=LICENSE_UNKNOWN,
             access="controlled",
             modalities=("RTSTRUCT",),
-            note=(
-                "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient "
-                "count are on the TCIA page."
-            ),
+            note=NOT_IN_IDC_NOTE,
         ),
     ),
     citation="""\

@@ -266,6 +266,11 @@ CC_BY_4_0 = License(
 )
 #: For sources absent from the IDC index: the license is on the collection's TCIA page.
 LICENSE_UNKNOWN = License(LICENSE_UNKNOWN_NAME)
+#: The ``SourceCollection.note`` of those sources.
+NOT_IN_IDC_NOTE = (
+    "Not in the IDC index (idc-index-data 25.0.5): license, modalities and patient count are on "
+    "the TCIA page."
+)
 
 
 @dataclass(frozen=True)
