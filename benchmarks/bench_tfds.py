@@ -17,11 +17,13 @@ array):
   ``PartialDecoding`` of the arrays, with both, and for patches ``PartialDecoding`` +
   ``batch(32)`` + ``prefetch``;
 - array_record: ``builder.as_data_source(split)`` indexed element by element E times, and for
-  patches 32 at a time (``__getitems__``, how a PyTorch/Grain loader reads);
+  patches 32 at a time (``__getitems__``, how a PyTorch/Grain loader reads); the same with
+  ``tcia_trials.tfds_arrays.array_source``, which decodes only the arrays;
 - output bytes of both formats against the input DICOM bytes (annotated image series and their
   annotation series), also for a copy with CT-like noise (the phantom is piecewise constant);
-- the storage of the image and mask tensors (raw bytes or zlib), measured on the noisy volumes:
-  bytes and read time in both formats (best of N, one pass);
+- the storage of the volume image (with noise) and mask, and of the patch mask (raw bytes or
+  zlib): bytes and read time per array in both formats (steady state: one iterator of >= 64
+  arrays, after its first; best of N);
 - conversion time against the volume-read floor (``read_volume`` of every annotated series).
 
 Prints seconds, MB/s and ratios (machines are noisy: compare ratios, not seconds).
@@ -42,7 +44,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -65,9 +67,12 @@ import tcia_trials as tt
 from tcia_trials.prepare import prepare
 from tcia_trials.registry import builder as spec_of
 from tcia_trials.tfds import FILE_FORMATS, write_tfds
+from tcia_trials.tfds_arrays import array_source
 
 NAME = "synthetic_trial"
 BATCH = 32
+#: Arrays read (at least) per storage measurement, over as many epochs as that takes.
+MIN_READS = 64
 #: Read throughput target of ``lesion_patches`` against ``np.load``.
 TARGET = {"lesion_patches": 0.5}
 BASELINE = "raw .npy (np.load)"
@@ -143,10 +148,15 @@ def config_readers(
         readers[f"TFRecord: PartialDecoding, batch({BATCH}) + prefetch"] = partial(
             dataset, decoders=arrays, batch_size=BATCH
         )
+    arrays_only = partial(source_epochs, partial(array_source, array_record, split, ARRAYS[config]))
     readers["array_record: as_data_source()[i]"] = source
+    readers["array_record: array_source()[i] (the arrays)"] = arrays_only
     if config == "lesion_patches":
         readers[f"array_record: as_data_source, {BATCH} at a time"] = partial(
             source, batch_size=BATCH
+        )
+        readers[f"array_record: array_source, {BATCH} at a time"] = partial(
+            arrays_only, batch_size=BATCH
         )
     return readers
 
@@ -220,21 +230,35 @@ def noisy_copy_bytes(config: str, data_dirs: dict[str, Path], fmt: str, folder: 
     return shard_bytes(folder / fmt / f"noisy_{config}", fmt)
 
 
-def touch_feature(examples: Callable[[], Iterable[dict]], name: str) -> None:
-    """Touch array ``name`` of every example."""
-    for example in examples():
+def train_epochs(built, epochs: int) -> Iterator[dict[str, np.ndarray]]:
+    """The train split of a TFRecord dataset, ``epochs`` times, from one iterator."""
+    dataset = built.as_dataset(split="train", read_config=uncached())
+    return dataset.repeat(epochs).as_numpy_iterator()
+
+
+def steady_read(reader: Callable[[int], Iterator[dict]], epochs: int, name: str) -> float:
+    """Seconds per example of one iterator of ``epochs`` epochs after its first example,
+    touching array ``name``."""
+    examples = reader(epochs)
+    touch(next(examples)[name])
+    start, count = time.perf_counter(), 0
+    for example in examples:
         touch(example[name])
+        count += 1
+    return (time.perf_counter() - start) / count
 
 
-def encoding_rows(volumes: list[dict[str, np.ndarray]], folder: Path, repeat: int) -> list[tuple]:
-    """(array, encoding, format, raw bytes, shard bytes, write s, read s) of each storage."""
+def encoding_rows(tensors: dict[str, list[np.ndarray]], folder: Path, repeat: int) -> list[tuple]:
+    """(array, encoding, format, raw bytes, shard bytes, write s, read s) of each storage of
+    each named list of arrays (a fixed shape when they all share one, as patches do)."""
     rows = []
-    for name in ARRAYS["volume"]:
-        arrays = [v[name] for v in volumes]
+    for name, arrays in tensors.items():
         examples = [(str(n), {name: array}) for n, array in enumerate(arrays)]
         raw = sum(a.nbytes for a in arrays)
+        shapes = {a.shape for a in arrays}
+        shape = shapes.pop() if len(shapes) == 1 else (None,) * arrays[0].ndim
         for encoding in (F.Encoding.BYTES, F.Encoding.ZLIB):
-            tensor = F.Tensor(shape=(None, None, None), dtype=arrays[0].dtype, encoding=encoding)
+            tensor = F.Tensor(shape=shape, dtype=arrays[0].dtype, encoding=encoding)
             dataset = f"{name}_{encoding.value}"
             for fmt in FILE_FORMATS:
                 start = time.perf_counter()
@@ -242,13 +266,12 @@ def encoding_rows(volumes: list[dict[str, np.ndarray]], folder: Path, repeat: in
                     dataset, F.FeaturesDict({name: tensor}), {"train": examples}, folder / fmt, fmt
                 )
                 write = time.perf_counter() - start
+                epochs = math.ceil(MIN_READS / len(arrays))
                 if fmt == "tfrecord":
-                    reader = built.as_dataset(
-                        split="train", read_config=uncached()
-                    ).as_numpy_iterator
+                    reader = partial(train_epochs, built)
                 else:
-                    reader = partial(source_epochs, partial(built.as_data_source, split="train"), 1)
-                read = best_of(partial(touch_feature, reader, name), repeat, warm=True)
+                    reader = partial(source_epochs, partial(built.as_data_source, split="train"))
+                read = min(steady_read(reader, epochs, name) for _ in range(repeat))
                 size = shard_bytes(folder / fmt / dataset, fmt)
                 rows.append((name, encoding.value, fmt, raw, size, write, read))
     return rows
@@ -297,6 +320,7 @@ def main() -> None:
 
         rows: list[tuple[str, str, int, float, float, float]] = []
         volumes: list[dict[str, np.ndarray]] = []
+        patch_masks: list[np.ndarray] = []
         array_bytes: dict[str, int] = {}
         for config in CONFIGS:
             split = "+".join(counts[config])
@@ -317,6 +341,8 @@ def main() -> None:
                 npy_files.append(files)
                 if config == "volume":
                     volumes.append({name: example[name] for name in ARRAYS[config]})
+                else:
+                    patch_masks.append(example["patch_mask"])
             array_bytes[config] = data_bytes
 
             for name, reader in config_readers(config, data_dirs, split, npy_files).items():
@@ -381,25 +407,39 @@ def main() -> None:
                 print(f"{fmt + ' both' + label:50s} {both / 1e6:8.2f} {both / dicom_total:7.3f}x")
 
         print()
-        volume = tfds.builder(f"{NAME}/volume", data_dir=str(data_dirs["tfrecord"]))
-        current = {n: volume.info.features[n].to_json_content().encoding for n in ARRAYS["volume"]}
+        built_features = {
+            c: tfds.builder(f"{NAME}/{c}", data_dir=str(data_dirs["tfrecord"])).info.features
+            for c in CONFIGS
+        }
+        current = {
+            "image": built_features["volume"]["image"].to_json_content().encoding,
+            "mask": built_features["volume"]["mask"].to_json_content().encoding,
+            "patch_mask": built_features["lesion_patches"]["patch_mask"].to_json_content().encoding,
+        }
         rng = np.random.default_rng(0)
-        noisy_volumes = [{**v, "image": noisy(v["image"], rng)} for v in volumes]
+        tensors = {
+            "image": [noisy(v["image"], rng) for v in volumes],
+            "mask": [v["mask"] for v in volumes],
+            "patch_mask": patch_masks,
+        }
         print(
-            f"volume tensors, image +noise {NOISE_HU:.0f} HU ({volumes[0]['image'].dtype}), mask "
-            f"({volumes[0]['mask'].dtype}); * = as built"
+            f"tensors: volume image +noise {NOISE_HU:.0f} HU ({volumes[0]['image'].dtype}), "
+            f"volume mask ({volumes[0]['mask'].dtype}), patch mask ({patch_masks[0].dtype} "
+            f"{'x'.join(map(str, patch_masks[0].shape))}); read: ms per array, steady state; "
+            "* = as built"
         )
         print(
-            f"{'array':6s} {'storage':9s} {'format':13s} {'MB':>8s} {'/ raw':>7s} "
-            f"{'write s':>8s} {'read s':>7s} {'MB/s':>7s}"
+            f"{'array':10s} {'storage':9s} {'format':13s} {'MB':>8s} {'/ raw':>7s} "
+            f"{'write s':>8s} {'read ms':>8s} {'MB/s':>7s}"
         )
         for name, encoding, fmt, raw, size, write, read in encoding_rows(
-            noisy_volumes, tmp / "encodings", args.repeat
+            tensors, tmp / "encodings", args.repeat
         ):
             mark = "*" if current[name] == encoding else " "
+            per_array = raw / len(tensors[name])
             print(
-                f"{name:6s} {encoding + mark:9s} {fmt:13s} {size / 1e6:8.2f} {size / raw:6.3f}x "
-                f"{write:8.2f} {read:7.3f} {raw / 1e6 / read:7.0f}"
+                f"{name:10s} {encoding + mark:9s} {fmt:13s} {size / 1e6:8.2f} {size / raw:6.3f}x "
+                f"{write:8.2f} {read * 1e3:8.3f} {per_array / 1e6 / read:7.0f}"
             )
 
         print()

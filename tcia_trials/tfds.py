@@ -10,10 +10,11 @@ neutral schema as the HuggingFace output, and their examples come from the same 
 How the neutral schema becomes TFDS features:
 
 - variable-shape arrays (whole volumes, slices) keep their shape: ``Tensor`` with unknown
-  dimensions, stored as raw bytes (images, patches: ``Encoding.BYTES``) or zlib-compressed
-  bytes (unsigned masks and label maps, mostly zeros: ``Encoding.ZLIB``), chosen by measurement
-  (README "Benchmarks"); float64 values are always stored as bytes (a ``tf.train.Example``
-  holds only int64 and float32 numbers);
+  dimensions, stored as raw bytes (images: ``Encoding.BYTES``) or zlib-compressed bytes
+  (unsigned masks and label maps, mostly zeros: ``Encoding.ZLIB``); fixed-shape patches and
+  their masks keep their shape, as raw bytes; chosen by measurement (README "Benchmarks");
+  float64 values are always stored as bytes (a ``tf.train.Example`` holds only int64 and
+  float32 numbers);
 - TensorFlow cannot decode ``uint32``/``uint64`` bytes, so those arrays (the volume config's
   lesion bitmask) hold the same bits as ``int32``/``int64``: ``(mask >> n) & 1`` is lesion n
   for every n (the shift is arithmetic), and ``mask.view(np.uint32)`` gives the stored values;
@@ -89,12 +90,13 @@ def tfds_dtype(field: Field) -> np.dtype:
 
 def _encoding(field: Field) -> F.Encoding:
     """How an array field is stored: float64 always as bytes (a ``tf.train.Example`` holds
-    numbers as int64 or float32 only: unencoded float64 would lose precision); large arrays as
-    raw bytes (images, patches) or zlib-compressed bytes (unsigned masks and label maps, mostly
-    zeros); small integer and float32 vectors as number lists."""
+    numbers as int64 or float32 only: unencoded float64 would lose precision); variable-shape
+    unsigned arrays (volume masks and label maps: mostly zeros, up to GBs) as zlib-compressed
+    bytes; other large arrays (images, patches, patch masks: inflating a patch mask costs more
+    than reading it raw) as raw bytes; small integer and float32 vectors as number lists."""
     dtype = np.dtype(field.dtype)
     values = int(np.prod(field.shape)) if field.is_fixed_tensor else None
-    if dtype.kind in "ub" and (values is None or values > MAX_UNENCODED_VALUES):
+    if dtype.kind in "ub" and values is None:
         return F.Encoding.ZLIB
     if dtype == np.float64 or values is None or values > MAX_UNENCODED_VALUES:
         return F.Encoding.BYTES
