@@ -117,12 +117,17 @@ def local_numpy(config: str, local: dict[str, datasets.Dataset], only_arrays: bo
             yield shaped(config, example)
 
 
+def batch_examples(config: str, batch: dict) -> Iterator[dict[str, np.ndarray]]:
+    """The shaped arrays of every example of a numpy batch."""
+    for n in range(len(batch[ARRAYS[config][0]])):
+        yield shaped(config, {name: values[n] for name, values in batch.items()})
+
+
 def local_numpy_batches(config: str, local: dict[str, datasets.Dataset], batch_size: int = 32):
     """All columns, read as numpy batches (how a training loader reads), split per example."""
     for ds in local.values():
         for batch in ds.with_format("numpy", dtype=None).iter(batch_size=batch_size):
-            for n in range(len(batch["patient_id"])):
-                yield shaped(config, {name: values[n] for name, values in batch.items()})
+            yield from batch_examples(config, batch)
 
 
 def local_arrow(config: str, local: dict[str, datasets.Dataset]):
@@ -152,8 +157,7 @@ def stream_batches(
                 for n in range(batch.num_rows):
                     yield arrow_shaped(config, batch.slice(n, 1))
             else:
-                for n in range(len(batch[ARRAYS[config][0]])):
-                    yield shaped(config, {name: values[n] for name, values in batch.items()})
+                yield from batch_examples(config, batch)
 
 
 def stream_arrow(config: str, streamed: dict[str, datasets.IterableDataset]):

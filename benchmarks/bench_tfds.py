@@ -161,14 +161,14 @@ def config_readers(
     return readers
 
 
-def timed(reader: Epochs, config: str, epochs: int) -> tuple[float, float, int]:
-    """One iterator of ``epochs`` epochs touching every array: (seconds to its first example,
-    seconds from then to its last, examples)."""
+def timed(reader: Epochs, names: tuple[str, ...], epochs: int) -> tuple[float, float, int]:
+    """One iterator of ``epochs`` epochs touching arrays ``names``: (seconds to its first
+    example, seconds from then to its last, examples)."""
     start = time.perf_counter()
     first = start
     count = 0
     for arrays in reader(epochs):
-        for name in ARRAYS[config]:
+        for name in names:
             touch(arrays[name])
         count += 1
         if count == 1:
@@ -181,7 +181,7 @@ def epochs_for(reader: Epochs, config: str, seconds: float) -> int:
     runs of growing length; also the warm-up)."""
     epochs = 1
     while True:
-        steady = timed(reader, config, epochs)[1]
+        steady = timed(reader, ARRAYS[config], epochs)[1]
         if steady >= seconds / 4:
             return max(epochs, math.ceil(epochs * seconds / steady))
         epochs *= 4
@@ -236,18 +236,6 @@ def train_epochs(built, epochs: int) -> Iterator[dict[str, np.ndarray]]:
     return dataset.repeat(epochs).as_numpy_iterator()
 
 
-def steady_read(reader: Callable[[int], Iterator[dict]], epochs: int, name: str) -> float:
-    """Seconds per example of one iterator of ``epochs`` epochs after its first example,
-    touching array ``name``."""
-    examples = reader(epochs)
-    touch(next(examples)[name])
-    start, count = time.perf_counter(), 0
-    for example in examples:
-        touch(example[name])
-        count += 1
-    return (time.perf_counter() - start) / count
-
-
 def encoding_rows(tensors: dict[str, list[np.ndarray]], folder: Path, repeat: int) -> list[tuple]:
     """(array, encoding, format, raw bytes, shard bytes, write s, read s) of each storage of
     each named list of arrays (a fixed shape when they all share one, as patches do)."""
@@ -271,7 +259,8 @@ def encoding_rows(tensors: dict[str, list[np.ndarray]], folder: Path, repeat: in
                     reader = partial(train_epochs, built)
                 else:
                     reader = partial(source_epochs, partial(built.as_data_source, split="train"))
-                read = min(steady_read(reader, epochs, name) for _ in range(repeat))
+                runs = [timed(reader, (name,), epochs) for _ in range(repeat)]
+                read = min(steady / (count - 1) for _, steady, count in runs)
                 size = shard_bytes(folder / fmt / dataset, fmt)
                 rows.append((name, encoding.value, fmt, raw, size, write, read))
     return rows
@@ -347,7 +336,7 @@ def main() -> None:
 
             for name, reader in config_readers(config, data_dirs, split, npy_files).items():
                 epochs = epochs_for(reader, config, args.seconds)
-                runs = [timed(reader, config, epochs) for _ in range(args.repeat)]
+                runs = [timed(reader, ARRAYS[config], epochs) for _ in range(args.repeat)]
                 expected = epochs * examples[config]
                 if any(count != expected for *_, count in runs):
                     raise AssertionError(f"{name}: {runs}, expected {expected} examples")
@@ -407,14 +396,13 @@ def main() -> None:
                 print(f"{fmt + ' both' + label:50s} {both / 1e6:8.2f} {both / dicom_total:7.3f}x")
 
         print()
-        built_features = {
-            c: tfds.builder(f"{NAME}/{c}", data_dir=str(data_dirs["tfrecord"])).info.features
-            for c in CONFIGS
-        }
+        config_of = {"image": "volume", "mask": "volume", "patch_mask": "lesion_patches"}
         current = {
-            "image": built_features["volume"]["image"].to_json_content().encoding,
-            "mask": built_features["volume"]["mask"].to_json_content().encoding,
-            "patch_mask": built_features["lesion_patches"]["patch_mask"].to_json_content().encoding,
+            name: tfds.builder(f"{NAME}/{config}", data_dir=str(data_dirs["tfrecord"]))
+            .info.features[name]
+            .to_json_content()
+            .encoding
+            for name, config in config_of.items()
         }
         rng = np.random.default_rng(0)
         tensors = {
