@@ -34,6 +34,7 @@ from tcia_trials.source.annotations import (
     Annotations,
     link_annotations,
     read_annotation_file,
+    read_annotation_object,
     read_annotations,
 )
 from tcia_trials.source.index import Index, Instance, Problem, Series, Study, scan
@@ -88,6 +89,7 @@ __all__ = [
     "link_annotations",
     "list_builders",
     "read_annotation_file",
+    "read_annotation_object",
     "read_annotations",
     "read_volume",
     "scan",

@@ -43,6 +43,7 @@ class SeriesNotes:
     warnings: set[str] = field(default_factory=set)  # volume warnings, annotation problems
     used: set[str] = field(default_factory=set)  # annotation series that gave lesions
     unused: dict[str, str] = field(default_factory=dict)  # annotation series -> why not
+    skipped_parts: dict[str, str] = field(default_factory=dict)  # ROI/segment/group -> why
     # lesion id -> (label, quality flags of every reading)
     lesions: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
 
@@ -50,6 +51,7 @@ class SeriesNotes:
         """Note one reading of the series (with its images, or its annotations alone)."""
         self.warnings.update(volume.warnings if volume is not None else ())
         self.warnings.update(annotations.problems)
+        self.skipped_parts.update(annotations.skipped)
         for source in annotations.sources:
             if source.status == "used":
                 self.used.add(source.series_uid)
@@ -130,6 +132,8 @@ def lesion_record(lesion: Lesion) -> Example:
         "location": lesion.location,
         "sources": list(lesion.sources),
         "source_series_uids": list(lesion.source_series_uids),
+        "origins": list(lesion.origins),
+        "readers": list(lesion.readers),
         "seed_lps": list(lesion.seed_lps) if lesion.seed_lps is not None else [],
         "seed_voxel": list(lesion.seed_voxel) if lesion.seed_voxel is not None else [],
         "voxel_count": lesion.voxel_count,
@@ -219,7 +223,14 @@ def lesion_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], 
     if not rows and annotations.no_findings:
         empty = dict.fromkeys(lesion_record(Lesion("", "")))
         empty.update(
-            sources=[], source_series_uids=[], seed_lps=[], seed_voxel=[], bbox=[], flags=[]
+            sources=[],
+            source_series_uids=[],
+            origins=[],
+            readers=[],
+            seed_lps=[],
+            seed_voxel=[],
+            bbox=[],
+            flags=[],
         )
         rows = [("no-findings", empty, None)]
     keyed = []

@@ -5,7 +5,8 @@ so a rebuild from the same download writes the same bytes) and ``report.md`` (fo
 
 - every indexed series, ``converted`` (examples per config), ``label`` (the image series it
   labels) or ``skipped`` (with the reason); every file the index left out;
-- every lesion with its quality flags (:attr:`Lesion.flags`);
+- every lesion with its quality flags (:attr:`Lesion.flags`), and every part of an annotation
+  object (ROI, segment, SR measurement group) that became no lesion, with the reason;
 - patients with images but no clinical row, and clinical rows without images;
 - ``warnings``: everything a ``strict`` build refuses (skipped DICOM files, index problems,
   annotation series without their images, series or examples that failed, annotation series
@@ -72,6 +73,15 @@ class LesionEntry:
 
 
 @dataclass(frozen=True)
+class PartEntry:
+    """A part of an annotation object that became no lesion (e.g. an empty ROI)."""
+
+    series_uid: str  # the image series it was read for
+    origin: str  # "<annotation series UID>/ROI <n>", ".../segment <n>", ...
+    reason: str
+
+
+@dataclass(frozen=True)
 class Issue:
     """A warning: its kind, where (file path, series UID, example key or patient) and what."""
 
@@ -95,6 +105,7 @@ class ConversionReport:
     series: list[SeriesEntry]
     skipped_files: list[FileEntry]
     lesions: list[LesionEntry]
+    skipped_parts: list[PartEntry]
     images_without_clinical: list[str]
     clinical_without_images: list[str]
     warnings: list[Issue]
@@ -165,6 +176,11 @@ class ConversionReport:
             lesions=sorted(
                 lesions, key=lambda les: (les.patient_id, les.series_uid, les.lesion_id)
             ),
+            skipped_parts=sorted(
+                PartEntry(uid, origin, why)
+                for uid, series_notes in notes.items()
+                for origin, why in series_notes.skipped_parts.items()
+            ),
             images_without_clinical=sorted(images_without_clinical),
             clinical_without_images=sorted(clinical_without_images),
             warnings=sorted(warnings, key=lambda w: (w.kind, w.where, w.message)),
@@ -183,7 +199,8 @@ class ConversionReport:
             f"({partly} not in every config), "
             f"{self.count('label')} annotation series used as labels, "
             f"{self.count('skipped')} skipped; {len(self.skipped_files)} file(s) left out by the index",
-            f"{len(self.lesions)} lesions ({flagged} with quality flags)",
+            f"{len(self.lesions)} lesions ({flagged} with quality flags); "
+            f"{len(self.skipped_parts)} annotation part(s) that are no lesion",
             f"clinical: {len(self.images_without_clinical)} imaged patient(s) without a row, "
             f"{len(self.clinical_without_images)} row(s) without images",
             f"{len(self.warnings)} warning(s)",
@@ -235,6 +252,8 @@ class ConversionReport:
             f"- {les.patient_id} `{les.series_uid}` {les.label}: {'; '.join(les.flags)}"
             for les in flagged
         ] or ["None."]
+        lines += ["", f"## Annotation parts that are no lesion ({len(self.skipped_parts)})", ""]
+        lines += [f"- `{part.origin}`: {part.reason}" for part in self.skipped_parts] or ["None."]
         return "\n".join(lines) + "\n"
 
     def write(self, folder: Path) -> Path:

@@ -111,6 +111,13 @@ LESION_FIELDS: tuple[Field, ...] = (
         "source_series_uids", "string", is_list=True, doc="annotation series describing the lesion"
     ),
     Field(
+        "origins",
+        "string",
+        is_list=True,
+        doc='parts of the input it came from: "<series UID>/ROI <n>", ".../segment <n>", ...',
+    ),
+    Field("readers", "string", is_list=True, doc="who drew it (ContentCreatorName, OperatorsName)"),
+    Field(
         "seed_lps",
         "float64",
         (None,),

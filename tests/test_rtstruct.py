@@ -29,7 +29,7 @@ from tcia_trials.source.rtstruct import (
     SeedPoint,
     rasterize_roi,
     read_rtstruct,
-    seed_point,
+    seed_points,
 )
 from tcia_trials.source.volume import Volume
 from tcia_trials.synthetic import Ellipsoid, generate_collection
@@ -382,10 +382,9 @@ def test_headerless_standalone_rtstruct(realdata: Path) -> None:
         np.testing.assert_array_equal(
             contour.points, np.array([float(v) for v in item.ContourData]).reshape(-1, 3)
         )
-    assert seed_point(body) is None  # a body outline, not a seed
+    assert seed_points(body) == ()  # a body outline, not a seed
     for roi in doc.rois[1:]:
-        seed = seed_point(roi)
-        assert seed is not None
+        (seed,) = seed_points(roi)
         assert seed.lps == (0.0, 0.0, 0.0)
         assert seed.flags == ()
 
@@ -499,8 +498,7 @@ def test_synthetic_seed_points(synth, synth_volumes) -> None:
             doc = read_rtstruct(out / lesion["annotations"]["seed"]["file"])
             (roi,) = doc.rois
             assert roi.interpreted_type == "MARKER"
-            seed = seed_point(roi)
-            assert seed is not None
+            (seed,) = seed_points(roi)
             np.testing.assert_allclose(seed.lps, lesion["seed_lps"], atol=SEED_ATOL_MM, rtol=0)
             q = (np.array(seed.lps) - lesion["center_lps"]) / np.array(lesion["semi_axes_mm"])
             assert float(q @ q) <= 1.0
@@ -539,7 +537,7 @@ def test_synthetic_no_findings(synth, synth_volumes) -> None:
         for roi in doc.rois:
             found += 1
             assert roi.contours == ()
-            assert seed_point(roi) is None
+            assert seed_points(roi) == ()
             result = rasterize_roi(roi, synth_volumes(study["ct_series_uid"]))
             assert not result.mask.any()
             assert result.flags == ()
@@ -870,25 +868,24 @@ def test_reference_rules() -> None:
 
 
 def test_seed_point_rules() -> None:
-    assert seed_point(roi_of()) is None
-    assert seed_point(roi_of(closed([[0, 0, 0], [1, 0, 0], [1, 1, 0]]))) is None
+    assert seed_points(roi_of()) == ()
+    assert seed_points(roi_of(closed([[0, 0, 0], [1, 0, 0], [1, 1, 0]]))) == ()
     point = Contour("POINT", np.array([[1.5, -2.0, 3.25]]), 1, ())
-    assert seed_point(roi_of(point)) == SeedPoint((1.5, -2.0, 3.25), ())
+    assert seed_points(roi_of(point)) == (SeedPoint((1.5, -2.0, 3.25), ()),)
     triplets = Contour("POINT", np.array([[1.0, 2, 3], [4, 5, 6], [7, 8, 9]]), 1, ())
-    seed = seed_point(roi_of(triplets, point))
-    assert seed.lps == (1.0, 2.0, 3.0)
-    assert (
-        seed.flags[0]
-        == "extra-triplets: POINT with NumberOfContourPoints 1 stores 3 triplets; the first is used"
+    first, second = seed_points(roi_of(triplets, point, point))  # the repeat adds no seed
+    assert first.lps == (1.0, 2.0, 3.0)
+    assert first.flags == (
+        "extra-triplets: POINT with NumberOfContourPoints 1 stores 3 triplets; the first is used",
     )
-    assert seed.flags[1].startswith("several-seeds: the ROI holds 2 seed contours")
+    assert second == SeedPoint((1.5, -2.0, 3.25), ())
     two = closed([[4, 5, 6], [4.6, 5, 6]])
-    assert seed_point(roi_of(two)).lps == (4.0, 5.0, 6.0)
+    assert [seed.lps for seed in seed_points(roi_of(two))] == [(4.0, 5.0, 6.0)]
     empty_point = Contour("POINT", np.empty((0, 3)), 1, ())
     with pytest.raises(
         AnnotationError, match=r"ROI 1 'test': its 1 seed contour\(s\) hold no coordinates"
     ):
-        seed_point(roi_of(empty_point))
+        seed_points(roi_of(empty_point))
 
 
 def test_read_errors(rtutils_dir: Path, tmp_path: Path) -> None:

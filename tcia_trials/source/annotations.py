@@ -1,9 +1,11 @@
 """Annotations of an image series: SEG, RTSTRUCT and SR objects become lesions on its grid.
 
-Every annotation object is first turned into *pieces* (a mask, a seed point, measurements, or an
-explicit "no findings"), each with a label and optional tracking UID.  Pieces are grouped into
-lesions by tracking UID, then by label (the collection's :class:`~tcia_trials.spec.AnnotationRules`
-say how labels are read from series descriptions), and measured on the image grid.
+Every part of an annotation object (ROI, segment, SR measurement group) is first turned into a
+:class:`~tcia_trials.source.identity.Piece` (a mask, a seed point, measurements), or recorded as
+skipped with the reason; an explicit "no findings" is noted.  Pieces become lesions by the
+identity rule of :mod:`tcia_trials.source.identity` (the collection's
+:class:`~tcia_trials.spec.AnnotationRules` say how labels are read from series descriptions), and
+lesions are measured once, on the image grid when there is one.
 """
 
 from __future__ import annotations
@@ -22,9 +24,16 @@ import pydicom
 from tcia_trials.errors import AnnotationError, DicomReadError, SeriesNotFoundError, TciaTrialsError
 from tcia_trials.source import geometry
 from tcia_trials.source import lesions as measure
+from tcia_trials.source.identity import Piece, group_pieces, lesion_ids, natural_key
 from tcia_trials.source.index import Index, Series
 from tcia_trials.source.lesions import Lesion
-from tcia_trials.source.rtstruct import RtStructDocument, rasterize_roi, read_rtstruct, seed_point
+from tcia_trials.source.rtstruct import (
+    AREA_TYPES,
+    RtStructDocument,
+    rasterize_roi,
+    read_rtstruct,
+    seed_points,
+)
 from tcia_trials.source.seed_table import SeedRow
 from tcia_trials.source.seg import (
     SegDocument,
@@ -38,6 +47,7 @@ from tcia_trials.source.volume import Volume, read_volume
 from tcia_trials.spec import AnnotationRules, LabelSpec
 
 ANNOTATION_MODALITIES = ("SEG", "RTSTRUCT", "SR")
+Document = SegDocument | RtStructDocument | SrDocument
 #: Seed points from two sources further apart than this (mm) are flagged.
 SEED_AGREEMENT_MM = 1.0
 
@@ -60,7 +70,8 @@ class Annotations:
     ``lesions[n].mask`` holds each lesion's full mask, so overlapping lesions lose no voxel.
     :attr:`label_map` gives the masks as one label image (lesion ``n`` -> label ``n + 1``) when
     no voxel belongs to two lesions, and is ``None`` otherwise; :meth:`bitmask` is lossless in
-    every case (lesion ``n`` -> bit ``n``).
+    every case (lesion ``n`` -> bit ``n``).  :attr:`skipped` holds ``(origin, why)`` for every part
+    of the input (ROI, segment, SR group) that became no lesion, e.g. an empty ROI.
     """
 
     series_uid: str
@@ -70,6 +81,7 @@ class Annotations:
     no_findings: bool
     sources: tuple[AnnotationSource, ...]
     problems: tuple[str, ...] = field(default=())
+    skipped: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def lesion_count(self) -> int:
@@ -122,26 +134,6 @@ class Annotations:
         return bits
 
 
-@dataclass(eq=False)
-class _Piece:
-    """What one annotation object says about one lesion."""
-
-    label: str
-    kind: str  # RTSTRUCT | SEG | SR
-    series_uid: str
-    location: str | None = None
-    time_point: str | None = None
-    mask: np.ndarray | None = None
-    seed_lps: tuple[float, float, float] | None = None
-    tracking_id: str | None = None
-    tracking_uid: str | None = None
-    measurements: dict[str, float] = field(default_factory=dict)
-    volume_ml: float | None = None
-    longest_diameter_mm: float | None = None
-    info: dict[str, str] = field(default_factory=dict)
-    flags: list[str] = field(default_factory=list)
-
-
 class _Labeler:
     """Reads lesion labels, locations and time points as the collection's rules say, and keeps
     only the segments / ROIs its label spec calls lesions."""
@@ -181,29 +173,30 @@ class _Labeler:
 
     def piece(
         self,
+        document: Document,
         kind: str,
-        series_uid: str,
-        description: str,
+        part: str,
         name: str | None,
-        time_tag: str | None,
         *,
         single: bool,
-    ) -> _Piece:
-        """A piece labelled from the series description when the object holds one lesion and
-        the description names it, else from the object's own name (ROI name, segment label,
-        tracking identifier)."""
-        parsed = self.parse(description) if single else None
-        parsed = (
-            parsed
-            or self.parse(name)
-            or {"label": _clean(name) or _clean(description), "location": None}
-        )
-        return _Piece(
-            label=parsed["label"] or "lesion",
+    ) -> Piece:
+        """The piece of one part (``"ROI 3"``, ``"segment 2"``, ``"SR group 1"``) of an
+        annotation object, labelled from the series description when the object holds one
+        lesion and the description follows the collection's naming rule, else from the part's own
+        name (ROI name, segment label, tracking identifier)."""
+        description = document.series_description
+        parsed = (self.parse(description) if single else None) or self.parse(name)
+        label = parsed["label"] if parsed else _clean(name) or _clean(description)
+        return Piece(
+            label=label or "lesion",
             kind=kind,
-            series_uid=series_uid,
-            location=parsed.get("location"),
-            time_point=self.time_point(time_tag, description),
+            series_uid=document.series_uid,
+            origin=f"{document.series_uid}/{part}",
+            object_uid=document.sop_instance_uid or str(document.path),
+            named=parsed is not None,
+            location=parsed.get("location") if parsed else None,
+            time_point=self.time_point(document.time_point, description),
+            reader=document.reader,
         )
 
 
@@ -357,9 +350,7 @@ def _header_references(path: Path, last_tag: int) -> list[str]:
     return found
 
 
-def _read_document(
-    modality: str, path: Path, header=None
-) -> SegDocument | RtStructDocument | SrDocument:
+def _read_document(modality: str, path: Path, header=None) -> Document:
     if modality == "SEG":
         return read_seg_document(path)
     if modality == "RTSTRUCT":
@@ -410,11 +401,11 @@ def read_annotations(
     labeler = _Labeler(rules, labels)
     volume = volume or read_volume(index, series_uid)
     links = links or link_annotations(index, rules, labels)
-    pieces, sources, no_findings = _collect(index, series_uid, links, labeler, volume, threshold)
-    pieces.extend(_table_pieces(seeds, index.series[series_uid], volume, labeler))
-    lesions = _lesions(pieces, volume)
+    reading, sources = _collect(index, series_uid, links, labeler, volume, threshold)
+    reading.pieces.extend(_table_pieces(seeds, index.series[series_uid], volume, labeler))
+    lesions = _lesions(reading.pieces, volume)
     problems = []
-    if no_findings and lesions:
+    if reading.no_findings and lesions:
         problems.append(
             f"series {series_uid}: a 'no findings' annotation and {len(lesions)} lesion(s) refer to it"
         )
@@ -423,9 +414,10 @@ def read_annotations(
         shape=volume.shape,
         affine=volume.affine,
         lesions=tuple(lesions),
-        no_findings=no_findings and not lesions,
+        no_findings=reading.no_findings and not lesions,
         sources=tuple(sources),
         problems=tuple(problems),
+        skipped=tuple(reading.skipped),
     )
 
 
@@ -445,15 +437,16 @@ def read_lesions_without_images(
     rules = rules or AnnotationRules()
     labeler = _Labeler(rules, labels)
     links = links or link_annotations(index, rules, labels)
-    pieces, sources, no_findings = _collect(index, series_uid, links, labeler, None, 0.5)
-    lesions = _lesions(pieces, None)
+    reading, sources = _collect(index, series_uid, links, labeler, None, 0.5)
+    lesions = _lesions(reading.pieces, None)
     return Annotations(
         series_uid=series_uid,
         shape=None,
         affine=None,
         lesions=tuple(lesions),
-        no_findings=no_findings and not lesions,
+        no_findings=reading.no_findings and not lesions,
         sources=tuple(sources),
+        skipped=tuple(reading.skipped),
     )
 
 
@@ -468,6 +461,21 @@ def _header_lookup(index: Index):
     return header_for
 
 
+@dataclass
+class _Reading:
+    """What reading annotation objects gave: pieces, an explicit "no findings", and the parts
+    of the input that describe no lesion, as ``(origin, why)``."""
+
+    pieces: list[Piece] = field(default_factory=list)
+    no_findings: bool = False
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, other: _Reading) -> None:
+        self.pieces.extend(other.pieces)
+        self.no_findings |= other.no_findings
+        self.skipped.extend(other.skipped)
+
+
 def _collect(
     index: Index,
     series_uid: str,
@@ -475,59 +483,51 @@ def _collect(
     labeler: _Labeler,
     volume: Volume | None,
     threshold: float,
-) -> tuple[list[_Piece], list[AnnotationSource], bool]:
+) -> tuple[_Reading, list[AnnotationSource]]:
     """Pieces of every annotation series linked to an image series (on ``volume``'s grid, or
-    standalone when None), what became of each series, and whether one says "no findings"."""
+    standalone when None), and what became of each series."""
     header_for = _header_lookup(index)
-    pieces: list[_Piece] = []
+    reading = _Reading()
     sources: list[AnnotationSource] = []
-    no_findings = False
     for uid in links.by_image.get(series_uid, ()):
         series = index.series[uid]
         try:
-            found, negative = _pieces_of_series(series, volume, labeler, header_for, threshold)
+            found = _reading_of_series(series, volume, labeler, header_for, threshold)
         except TciaTrialsError as exc:
             sources.append(
                 AnnotationSource(uid, series.modality, series.description, "skipped", str(exc))
             )
             continue
-        pieces.extend(found)
-        no_findings |= negative
-        status = "used" if found or negative else "skipped"
+        reading.add(found)
+        status = "used" if found.pieces or found.no_findings else "skipped"
         reason = None if status == "used" else "no lesion, seed point or measurement in it"
         sources.append(AnnotationSource(uid, series.modality, series.description, status, reason))
-    return pieces, sources, no_findings
+    return reading, sources
 
 
-def _pieces_of_series(
+def _reading_of_series(
     series: Series, volume: Volume | None, labeler: _Labeler, header_for, threshold: float
-) -> tuple[list[_Piece], bool]:
-    pieces: list[_Piece] = []
-    negative = False
+) -> _Reading:
+    reading = _Reading()
     for path in series.paths:
         if series.modality == "SEG" and volume is not None:  # one parse: document and masks
             on_grid = seg_masks_on_volume(path, volume, threshold=threshold)
-            pieces.extend(_seg_pieces(on_grid.document, labeler, volume, threshold, on_grid))
+            reading.add(_seg_pieces(on_grid.document, labeler, volume, threshold, on_grid))
             continue
         document = _read_document(series.modality, path, header=header_for)
-        found, no_findings = _pieces(document, labeler, volume, threshold)
-        pieces.extend(found)
-        negative |= no_findings
-    return pieces, negative
+        reading.add(_pieces(document, labeler, volume, threshold))
+    return reading
 
 
 def _pieces(
-    document: SegDocument | RtStructDocument | SrDocument,
-    labeler: _Labeler,
-    volume: Volume | None,
-    threshold: float,
-) -> tuple[list[_Piece], bool]:
+    document: Document, labeler: _Labeler, volume: Volume | None, threshold: float
+) -> _Reading:
     """Pieces of one annotation object (on ``volume``'s grid, or standalone when None)."""
     if isinstance(document, SegDocument):
-        return _seg_pieces(document, labeler, volume, threshold), False
+        return _seg_pieces(document, labeler, volume, threshold)
     if isinstance(document, RtStructDocument):
         return _rtstruct_pieces(document, labeler, volume)
-    return _sr_pieces(document, labeler), False
+    return _sr_pieces(document, labeler)
 
 
 def _seg_pieces(
@@ -536,7 +536,7 @@ def _seg_pieces(
     volume: Volume | None,
     threshold: float,
     on_grid: SegOnGrid | None = None,
-) -> list[_Piece]:
+) -> _Reading:
     single = len(document.segments) == 1
     if volume is not None:
         on_grid = on_grid or seg_masks_on_volume(document, volume, threshold=threshold)
@@ -546,18 +546,20 @@ def _seg_pieces(
     else:
         masks, affine = seg_masks_own_grid(document, threshold=threshold)
         flags = []
-    pieces = []
+    reading = _Reading()
     for segment in document.segments:
+        part = f"segment {segment.segment_number}"
         if not labeler.keeps(segment.label):
+            reading.skipped.append(
+                (
+                    f"{document.series_uid}/{part}",
+                    f"{segment.label!r} is not a lesion label of this collection (its LabelSpec)",
+                )
+            )
             continue
-        piece = labeler.piece(
-            "SEG",
-            document.series_uid,
-            document.series_description,
-            segment.label,
-            document.time_point,
-            single=single,
-        )
+        piece = labeler.piece(document, "SEG", part, segment.label, single=single)
+        piece.has_contour = True
+        piece.segment_ref = f"{document.sop_instance_uid}#{segment.segment_number}"
         piece.tracking_id, piece.tracking_uid = segment.tracking_id, segment.tracking_uid
         piece.info = {
             key: value
@@ -572,87 +574,112 @@ def _seg_pieces(
         }
         piece.flags.extend(flags)
         mask = masks.get(segment.segment_number)
+        if mask is None or not mask.any():
+            piece.flags.append(f"empty-segment: no voxel of {part} is at or above the threshold")
         if mask is not None and volume is not None:
             piece.mask = mask
         elif mask is not None:
             sizes = measure.mask_measurements(mask, affine)
             piece.volume_ml = sizes["volume_ml"]  # type: ignore[assignment]
             piece.longest_diameter_mm = sizes["longest_diameter_mm"]  # type: ignore[assignment]
-        pieces.append(piece)
-    return pieces
+        reading.pieces.append(piece)
+    return reading
 
 
 def _rtstruct_pieces(
     document: RtStructDocument, labeler: _Labeler, volume: Volume | None
-) -> tuple[list[_Piece], bool]:
-    pieces: list[_Piece] = []
-    negative = False
+) -> _Reading:
+    reading = _Reading()
     single = sum(1 for roi in document.rois if roi.contours) == 1
     for roi in document.rois:
+        part = f"ROI {roi.number}"
         if labeler.is_no_findings(document.series_description, roi.name):
-            negative = True
+            reading.no_findings = True
             continue
-        if not roi.contours or not labeler.keeps(roi.name):
+        if not roi.contours:
+            reading.skipped.append(
+                (f"{document.series_uid}/{part}", f"empty ROI {roi.name!r} (no contours)")
+            )
             continue
-        piece = labeler.piece(
-            "RTSTRUCT",
-            document.series_uid,
-            document.series_description,
-            roi.name,
-            document.time_point,
-            single=single,
-        )
-        seed = seed_point(roi)
-        if seed is not None:
-            piece.seed_lps = seed.lps
+        if not labeler.keeps(roi.name):
+            reading.skipped.append(
+                (
+                    f"{document.series_uid}/{part}",
+                    f"{roi.name!r} is not a lesion label of this collection (its LabelSpec)",
+                )
+            )
+            continue
+        info = {
+            key: value
+            for key, value in (
+                ("roi_name", roi.name),
+                ("roi_interpreted_type", roi.interpreted_type),
+            )
+            if value
+        }
+        seeds = seed_points(roi)
+        for number, seed in enumerate(seeds, start=1):
+            where = part if len(seeds) == 1 else f"{part} point {number}"
+            piece = labeler.piece(document, "RTSTRUCT", where, roi.name, single=single)
+            piece.info, piece.seed_lps = dict(info), seed.lps
             piece.flags.extend(seed.flags)
-        elif volume is not None:
+            reading.pieces.append(piece)
+        if seeds:
+            continue
+        piece = labeler.piece(document, "RTSTRUCT", part, roi.name, single=single)
+        piece.info, piece.has_contour = info, True
+        if volume is not None:
             rasterized = rasterize_roi(roi, volume)
             piece.mask = rasterized.mask
             piece.flags.extend(rasterized.flags)
         else:
             piece.volume_ml, piece.longest_diameter_mm = _contour_size(roi.contours)
             piece.flags.append(
-                "volume-from-contours: polygon areas (holes not subtracted) times the spacing of contour planes"
+                "volume-from-contours: polygon areas (even-odd: holes subtracted) times "
+                "the spacing of contour planes"
             )
-        pieces.append(piece)
-    return pieces, negative
+        reading.pieces.append(piece)
+    return reading
 
 
-def _sr_pieces(document: SrDocument, labeler: _Labeler) -> list[_Piece]:
-    pieces = []
-    for finding in document.findings:
+def _sr_pieces(document: SrDocument, labeler: _Labeler) -> _Reading:
+    reading = _Reading()
+    for number, finding in enumerate(document.findings, start=1):
+        part = f"SR group {number}"
         if (
             finding.seed_lps is None
             and finding.referenced_segment is None
             and not finding.measurements
         ):
+            reading.skipped.append(
+                (f"{document.series_uid}/{part}", "no seed point, segment or measurement in it")
+            )
             continue
         if finding.group_template == "TID1501":
-            continue  # image-level measurements, not a lesion
+            reading.skipped.append(
+                (f"{document.series_uid}/{part}", "image-level measurements (TID 1501)")
+            )
+            continue
         name = finding.tracking_id or finding.finding_site or "finding"
-        piece = labeler.piece(
-            "SR",
-            document.series_uid,
-            document.series_description,
-            name,
-            document.time_point,
-            single=False,
-        )
+        piece = labeler.piece(document, "SR", part, name, single=False)
         piece.tracking_id, piece.tracking_uid = finding.tracking_id, finding.tracking_uid
+        if finding.referenced_segment is not None:
+            sop_uid, segment_number = finding.referenced_segment
+            piece.segment_ref = f"{sop_uid}#{segment_number}"
         piece.seed_lps = finding.seed_lps
+        piece.volume_ml = finding.volume_ml
         piece.measurements = {
             f"{m.name} ({m.unit})" if m.unit else m.name: float(m.value)
             for m in finding.measurements
         }
         piece.flags.extend(finding.flags)
-        pieces.append(piece)
-    return pieces
+        reading.pieces.append(piece)
+    return reading
 
 
 def _table_pieces(
     seeds: Sequence[SeedRow], series: Series, volume: Volume, labeler: _Labeler
-) -> list[_Piece]:
+) -> list[Piece]:
     """Seed points from a table that belong to this image series, in LPS mm."""
     mine = [row for row in seeds if row.series_uid == series.series_uid]
     if not mine:
@@ -666,8 +693,15 @@ def _table_pieces(
     pieces = []
     for row in mine:
         name = row.label or row.lesion_id or f"seed row {row.row_number}"
-        piece = labeler.piece(
-            "TABLE", series.series_uid, series.description, name, row.time_point, single=False
+        parsed = labeler.parse(name)
+        piece = Piece(
+            label=(parsed["label"] if parsed else None) or _clean(name) or name,
+            kind="TABLE",
+            series_uid=series.series_uid,
+            origin=f"table row {row.row_number}",
+            object_uid="seed table",
+            location=parsed.get("location") if parsed else None,
+            time_point=row.time_point or series.time_point,
         )
         if row.lps is not None:
             piece.seed_lps = row.lps
@@ -681,118 +715,128 @@ def _table_pieces(
 
 
 def _contour_size(contours: Iterable) -> tuple[float | None, float | None]:
-    """Volume (mL) and longest in-plane chord (mm) of closed planar contours, without images."""
-    planes: dict[float, float] = {}
+    """Volume (mL) and longest in-plane chord (mm) of closed planar contours, without images.
+
+    A plane's area follows the even-odd rule the masks use: a contour inside an odd number of
+    the plane's other contours is a hole (nested contours that do not cross are exact).
+    """
+    planes: dict[float, list[np.ndarray]] = {}
     longest = 0.0
     normal = None
     for contour in contours:
         points = np.asarray(contour.points, dtype=np.float64)
-        if contour.geometric_type != "CLOSED_PLANAR" or len(points) < 3:
+        if contour.geometric_type not in AREA_TYPES or len(points) < 3:
             continue
-        centred = points - points.mean(axis=0)
         if normal is None:
-            normal = np.linalg.svd(centred)[2][-1]
-        area_vector = 0.5 * np.cross(points, np.roll(points, -1, axis=0)).sum(axis=0)
-        height = round(float(points[0] @ normal), 3)
-        planes[height] = planes.get(height, 0.0) + abs(float(area_vector @ normal))
+            normal = np.linalg.svd(points - points.mean(axis=0))[2][-1]
+        planes.setdefault(round(float(points[0] @ normal), 3), []).append(points)
         chord = np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1)).max()
         longest = max(longest, float(chord))
-    if len(planes) < 2:
+    if normal is None or len(planes) < 2:
         return None, longest or None
-    step = float(np.median(np.diff(sorted(planes))))
-    return sum(planes.values()) * step / 1000.0, longest
+    areas = {height: _even_odd_area(polygons, normal) for height, polygons in planes.items()}
+    step = float(np.median(np.diff(sorted(areas))))
+    return sum(areas.values()) * step / 1000.0, longest
+
+
+def _even_odd_area(polygons: list[np.ndarray], normal: np.ndarray) -> float:
+    """Area (mm^2) of the region inside an odd number of a plane's polygons (LPS mm)."""
+    axis_u = np.linalg.svd(np.outer(normal, normal) - np.eye(3))[0][:, 0]
+    axis_v = np.cross(normal, axis_u)
+    flat = [np.column_stack([poly @ axis_u, poly @ axis_v]) for poly in polygons]
+    total = 0.0
+    for n, poly in enumerate(flat):
+        x, y = poly[:, 0], poly[:, 1]
+        area = 0.5 * abs(float(x @ np.roll(y, -1) - y @ np.roll(x, -1)))
+        depth = sum(_inside(poly[0], other) for m, other in enumerate(flat) if m != n)
+        total += area if depth % 2 == 0 else -area
+    return abs(total)
+
+
+def _inside(point: np.ndarray, polygon: np.ndarray) -> bool:
+    """Whether a 2D point is inside a polygon (crossing number)."""
+    x, y = point
+    xs, ys = polygon[:, 0], polygon[:, 1]
+    xn, yn = np.roll(xs, -1), np.roll(ys, -1)
+    crosses = (ys > y) != (yn > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at = xs + (y - ys) * (xn - xs) / (yn - ys)
+    return bool(np.count_nonzero(crosses & (x < at)) % 2)
 
 
 # ------------------------------------------------------------------------------------------
 # Pieces -> lesions
 
-
-def _group(pieces: list[_Piece]) -> list[list[_Piece]]:
-    """Group pieces of the same lesion: same tracking UID, else same label."""
-    groups: list[list[_Piece]] = []
-    by_key: dict[tuple[str, str], int] = {}
-    for piece in pieces:
-        keys = [("uid", piece.tracking_uid)] if piece.tracking_uid else []
-        keys.append(("label", piece.label.upper()))
-        number = next((by_key[k] for k in keys if k in by_key), None)
-        if number is None:
-            number = len(groups)
-            groups.append([])
-        groups[number].append(piece)
-        for key in keys:
-            by_key.setdefault(key, number)
-    return groups
+#: Which source's mask and seed point a lesion shows when several kinds describe it.
+_MASK_PREFERENCE = ("SEG", "RTSTRUCT")
+_SEED_PREFERENCE = ("RTSTRUCT", "SR", "TABLE")
 
 
-def _lesions(pieces: list[_Piece], volume: Volume | None) -> list[Lesion]:
-    groups = sorted(_group(pieces), key=lambda g: (_natural(g[0].label), g[0].series_uid))
-    lesions, seen = [], {}
-    for group in groups:
-        label = group[0].label
-        seen[label] = seen.get(label, 0) + 1
-        lesion_id = label if seen[label] == 1 else f"{label} ({seen[label]})"
-        lesions.append(_lesion(lesion_id, group, volume))
-    return lesions
+def _lesions(pieces: list[Piece], volume: Volume | None) -> list[Lesion]:
+    groups = sorted(group_pieces(pieces), key=lambda g: (natural_key(g[0].label), g[0].origin))
+    return [
+        _lesion(lesion_id, group, volume)
+        for lesion_id, group in zip(lesion_ids(groups), groups, strict=True)
+    ]
 
 
-def _natural(label: str) -> tuple:
-    return tuple(
-        int(part) if part.isdigit() else part.upper() for part in re.split(r"(\d+)", label)
-    )
+def _first(values: Iterable[object]) -> object | None:
+    return next((value for value in values if value is not None), None)
 
 
-def _lesion(lesion_id: str, group: list[_Piece], volume: Volume | None) -> Lesion:
+def _lesion(lesion_id: str, group: list[Piece], volume: Volume | None) -> Lesion:
     flags: list[str] = [flag for piece in group for flag in piece.flags]
     masks = {piece.kind: piece.mask for piece in group if piece.mask is not None}
-    mask = masks.get("SEG", masks.get("RTSTRUCT"))
-    if "SEG" in masks and "RTSTRUCT" in masks:
+    mask = _first(masks.get(kind) for kind in _MASK_PREFERENCE)
+    if len(masks) == 2:
         flags.append(f"rtstruct-seg-dice={measure.dice(masks['SEG'], masks['RTSTRUCT']):.3f}")
-    seeds = [
-        piece.seed_lps
-        for piece in sorted(group, key=lambda p: p.kind != "RTSTRUCT")
-        if piece.seed_lps
-    ]
-    seed = seeds[0] if seeds else None
-    if len(seeds) > 1:
-        spread = max(float(np.linalg.norm(np.subtract(s, seed))) for s in seeds)
+    by_seed = sorted(
+        (p for p in group if p.seed_lps is not None), key=lambda p: _SEED_PREFERENCE.index(p.kind)
+    )
+    seed = by_seed[0].seed_lps if by_seed else None
+    for other in by_seed[1:]:
+        spread = float(np.linalg.norm(np.subtract(other.seed_lps, seed)))
         if spread > SEED_AGREEMENT_MM:
-            flags.append(f"seed-sources-disagree: {spread:.2f} mm apart")
-    measurements = {k: v for piece in group for k, v in piece.measurements.items()}
+            flags.append(
+                f"seed-sources-disagree: the {other.kind} seed {other.origin} is {spread:.2f} mm "
+                f"from the {by_seed[0].kind} seed"
+            )
+    measurements: dict[str, float] = {}
+    for piece in group:
+        for key, value in piece.measurements.items():
+            taken = key in measurements and measurements[key] != value
+            measurements[f"{key} [{piece.origin}]" if taken else key] = value
     info = {k: v for piece in group for k, v in piece.info.items()}
+    by_size = sorted(group, key=lambda p: (p.kind not in _MASK_PREFERENCE, p.kind))
     values: dict[str, object] = {}
     seed_voxel = None
-    if volume is not None:
-        if mask is not None:
-            values.update(measure.mask_measurements(mask, volume.affine))
-            if volume.units == "SUVbw":
-                values.update(
-                    measure.pet_measurements(mask, volume.array, volume.affine, values["bbox"])
-                )
-        if seed is not None:
-            seed_voxel, seed_flags = measure.seed_on_grid(seed, volume.affine, volume.shape, mask)
-            flags.extend(seed_flags)
-    else:
-        values["volume_ml"] = next((p.volume_ml for p in group if p.volume_ml is not None), None)
-        values["longest_diameter_mm"] = next(
-            (p.longest_diameter_mm for p in group if p.longest_diameter_mm), None
-        )
-    if values.get("volume_ml") is None:
-        values["volume_ml"] = next(
-            (v for k, v in measurements.items() if k.lower().startswith("volume")), None
-        )
+    if volume is not None and mask is not None:
+        values.update(measure.mask_measurements(mask, volume.affine))
+        if volume.units == "SUVbw":
+            values.update(
+                measure.pet_measurements(mask, volume.array, volume.affine, values["bbox"])
+            )
+    if volume is not None and seed is not None:
+        seed_voxel, seed_flags = measure.seed_on_grid(seed, volume.affine, volume.shape, mask)
+        flags.extend(seed_flags)
+    if mask is None:
+        values["volume_ml"] = _first(p.volume_ml for p in by_size)
+        values["longest_diameter_mm"] = _first(p.longest_diameter_mm for p in by_size)
     first = group[0]
     return Lesion(
         lesion_id=lesion_id,
         label=first.label,
-        location=next((p.location for p in group if p.location), None),
-        time_point=next((p.time_point for p in group if p.time_point), None),
+        location=_first(p.location for p in group),  # type: ignore[arg-type]
+        time_point=_first(p.time_point for p in group),  # type: ignore[arg-type]
         sources=tuple(sorted({p.kind for p in group})),
         source_series_uids=tuple(dict.fromkeys(p.series_uid for p in group)),
-        mask=mask,
+        origins=tuple(p.origin for p in group),
+        readers=tuple(dict.fromkeys(p.reader for p in group if p.reader)),
+        mask=mask,  # type: ignore[arg-type]
         seed_lps=seed,
         seed_voxel=seed_voxel,
-        tracking_id=next((p.tracking_id for p in group if p.tracking_id), None),
-        tracking_uid=next((p.tracking_uid for p in group if p.tracking_uid), None),
+        tracking_id=_first(p.tracking_id for p in group),  # type: ignore[arg-type]
+        tracking_uid=_first(p.tracking_uid for p in group),  # type: ignore[arg-type]
         measurements=measurements,
         annotation_info=info,
         flags=tuple(dict.fromkeys(flags)),
@@ -800,12 +844,12 @@ def _lesion(lesion_id: str, group: list[_Piece], volume: Volume | None) -> Lesio
     )
 
 
-def read_annotation_file(
+def read_annotation_object(
     path: str | PathLike[str], *, rules: AnnotationRules | None = None
-) -> list[Lesion]:
-    """Lesions of one SEG, RTSTRUCT or SR file in its own geometry, without the image series:
-    seed points in LPS mm, SEG volumes from the SEG's own grid, RTSTRUCT volumes from contour
-    areas.  An explicit "no findings" object gives an empty list."""
+) -> Annotations:
+    """One SEG, RTSTRUCT or SR file read standalone, in its own geometry (no image series):
+    its lesions, whether it says "no findings", and the parts that describe no lesion
+    (:attr:`Annotations.skipped`)."""
     path = Path(path)
     try:
         header = pydicom.dcmread(
@@ -819,5 +863,24 @@ def read_annotation_file(
             f"{path}: Modality is {modality or 'missing'!r}; expected SEG, RTSTRUCT or SR"
         )
     document = _read_document(modality, path)
-    pieces, _ = _pieces(document, _Labeler(rules or AnnotationRules()), None, 0.5)
-    return _lesions(pieces, None)
+    reading = _pieces(document, _Labeler(rules or AnnotationRules()), None, 0.5)
+    lesions = _lesions(reading.pieces, None)
+    return Annotations(
+        series_uid=document.series_uid,
+        shape=None,
+        affine=None,
+        lesions=tuple(lesions),
+        no_findings=reading.no_findings and not lesions,
+        sources=(),
+        skipped=tuple(reading.skipped),
+    )
+
+
+def read_annotation_file(
+    path: str | PathLike[str], *, rules: AnnotationRules | None = None
+) -> list[Lesion]:
+    """Lesions of one SEG, RTSTRUCT or SR file in its own geometry, without the image series:
+    seed points in LPS mm, SEG volumes from the SEG's own grid, RTSTRUCT volumes from contour
+    areas.  An explicit "no findings" object gives an empty list.  See
+    :func:`read_annotation_object` for the parts of the file that describe no lesion."""
+    return list(read_annotation_object(path, rules=rules).lesions)

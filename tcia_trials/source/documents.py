@@ -18,6 +18,8 @@ class AnnotationFile:
         The file read.
     sop_instance_uid, series_uid, series_description, study_uid, patient_id:
         SOPInstanceUID, SeriesInstanceUID, SeriesDescription, StudyInstanceUID, PatientID.
+    reader:
+        Who drew it: ContentCreatorName, else OperatorsName; None when neither is given.
     """
 
     path: Path
@@ -26,6 +28,7 @@ class AnnotationFile:
     series_description: str
     study_uid: str
     patient_id: str
+    reader: str | None
 
 
 def file_identity(path: Path, ds: Dataset) -> dict[str, object]:
@@ -37,6 +40,7 @@ def file_identity(path: Path, ds: Dataset) -> dict[str, object]:
         "series_description": str(ds.get("SeriesDescription", "")),
         "study_uid": str(ds.get("StudyInstanceUID", "")),
         "patient_id": str(ds.get("PatientID", "")),
+        "reader": text_or_none(ds.get("ContentCreatorName") or ds.get("OperatorsName")),
     }
 
 

@@ -16,13 +16,20 @@ class Lesion:
     Attributes
     ----------
     lesion_id:
-        Stable identifier within its image series (the label, made unique).
+        Stable identifier within its image series: the label when no other lesion of the
+        series shares it, else the label and where the lesion came from, e.g.
+        ``"Spine Met Seed Point [1.2.3…4567/ROI 2]"`` (see :attr:`origins`).
     label, location, time_point:
         E.g. "LIVER - 1", "LIVER", "Pre-dose".
     sources:
         Kinds of annotation that describe it, sorted: "RTSTRUCT", "SEG", "SR", "TABLE".
     source_series_uids:
         SeriesInstanceUIDs of those annotation series.
+    origins:
+        Every part of the input that became this lesion, as ``"<series UID>/ROI <n>"``,
+        ``"<series UID>/segment <n>"``, ``"<series UID>/SR group <n>"`` or ``"table row <n>"``.
+    readers:
+        Who drew the annotations (ContentCreatorName / OperatorsName), when they say.
     mask:
         Boolean array on the image grid, shape (slices, rows, cols); ``None`` without a mask
         (seed-only lesions, standalone RTSTRUCT/SR reading).
@@ -57,6 +64,8 @@ class Lesion:
     time_point: str | None = None
     sources: tuple[str, ...] = ()
     source_series_uids: tuple[str, ...] = ()
+    origins: tuple[str, ...] = ()
+    readers: tuple[str, ...] = ()
     mask: np.ndarray | None = None
     seed_lps: tuple[float, float, float] | None = None
     seed_voxel: tuple[float, float, float] | None = None

@@ -1,7 +1,7 @@
 """RT Structure Sets: contours in LPS mm, seed points, and masks rasterized on an image grid.
 
 Reading (:func:`read_rtstruct`) needs no images: every contour stays in DICOM patient
-coordinates (LPS, mm), exactly as stored.  Seed points (:func:`seed_point`) come from POINT
+coordinates (LPS, mm), exactly as stored.  Seed points (:func:`seed_points`) come from POINT
 contours, single-point contours and the 2-point CLOSED_PLANAR contours some NCTN annotation files
 use, with the quirks of the real files reported as flags.  :func:`rasterize_roi` puts an ROI's
 closed polygons on the grid of a :class:`~tcia_trials.source.volume.Volume`.
@@ -68,6 +68,8 @@ SLICE_RTOL = 0.01
 SLICE_ATOL_MM = 0.01
 #: How many positions or UIDs a flag lists before it says "and N more".
 FLAG_LIST_LIMIT = 5
+#: Seed contours of one ROI closer than this (mm) repeat one seed point.
+REPEATED_SEED_MM = 1e-3
 
 #: Geometric types whose polygons are filled (CLOSEDPLANAR_XOR: DICOM 2020, even-odd by design).
 AREA_TYPES = frozenset({"CLOSED_PLANAR", "CLOSEDPLANAR_XOR"})
@@ -176,8 +178,7 @@ class SeedPoint:
     flags:
         Quirks met, each ``"keyword: detail"``: ``extra-triplets`` (a POINT or a contour
         declaring 1 point stores more triplets; the first is used), ``two-point-closed-planar``
-        (a 2-point CLOSED_PLANAR contour; its first point is used), ``several-seeds`` (the ROI
-        holds more than one seed contour; the first is used).
+        (a 2-point CLOSED_PLANAR contour; its first point is used).
     """
 
     lps: tuple[float, float, float]
@@ -395,18 +396,18 @@ def _contour_values(item: Dataset) -> np.ndarray:
 # Seed points
 
 
-def seed_point(roi: Roi) -> SeedPoint | None:
-    """The seed point of a seed-point ROI, in LPS mm.
+def seed_points(roi: Roi) -> tuple[SeedPoint, ...]:
+    """The seed points of a seed-point ROI, in LPS mm: one per seed contour.
 
     A seed contour is a POINT contour, a contour of any type declaring or storing a single
-    point, or a CLOSED_PLANAR contour of exactly 2 points (then its first point is the seed).
-    The first point of the first seed contour is returned; quirks are flagged (see
-    :class:`SeedPoint`).
+    point, or a CLOSED_PLANAR contour of exactly 2 points.  Each gives its first point; quirks
+    are flagged (see :class:`SeedPoint`).  A contour repeating an earlier seed's coordinates
+    (within :data:`REPEATED_SEED_MM`) adds no seed.
 
     Returns
     -------
-    SeedPoint or None
-        None when the ROI has no contours ("No findings") or only polygons of 3 or more points
+    tuple of SeedPoint
+        Empty when the ROI has no contours ("No findings") or only polygons of 3 or more points
         (a segmentation, not a seed).
 
     Raises
@@ -416,33 +417,34 @@ def seed_point(roi: Roi) -> SeedPoint | None:
     """
     seeds = [c for c in roi.contours if _is_seed(c)]
     if not seeds:
-        return None
+        return ()
     with_points = [c for c in seeds if len(c.points)]
     if not with_points:
         raise AnnotationError(
             f"{_roi_name(roi)}: its {len(seeds)} seed contour(s) hold no coordinates "
             "(empty ContourData)"
         )
-    contour = with_points[0]
-    flags = []
-    n = len(contour.points)
-    if contour.geometric_type in AREA_TYPES and n == 2:
-        flags.append(
-            "two-point-closed-planar: the seed is stored as a CLOSED_PLANAR contour of 2 "
-            "points; the first is used"
-        )
-    elif n > 1:
-        declared = "absent" if contour.declared_points is None else contour.declared_points
-        flags.append(
-            f"extra-triplets: {contour.geometric_type or 'contour'} with NumberOfContourPoints "
-            f"{declared} stores {n} triplets; the first is used"
-        )
-    if len(with_points) > 1:
-        flags.append(
-            f"several-seeds: the ROI holds {len(with_points)} seed contours; the first is used"
-        )
-    x, y, z = (float(v) for v in contour.points[0])
-    return SeedPoint(lps=(x, y, z), flags=tuple(flags))
+    found: list[SeedPoint] = []
+    for contour in with_points:
+        point = np.asarray(contour.points[0], dtype=np.float64)
+        if any(np.linalg.norm(point - seed.lps) <= REPEATED_SEED_MM for seed in found):
+            continue
+        flags = []
+        n = len(contour.points)
+        if contour.geometric_type in AREA_TYPES and n == 2:
+            flags.append(
+                "two-point-closed-planar: the seed is stored as a CLOSED_PLANAR contour of 2 "
+                "points; the first is used"
+            )
+        elif n > 1:
+            declared = "absent" if contour.declared_points is None else contour.declared_points
+            flags.append(
+                f"extra-triplets: {contour.geometric_type or 'contour'} with NumberOfContourPoints "
+                f"{declared} stores {n} triplets; the first is used"
+            )
+        x, y, z = (float(v) for v in point)
+        found.append(SeedPoint(lps=(x, y, z), flags=tuple(flags)))
+    return tuple(found)
 
 
 def _is_seed(contour: Contour) -> bool:
@@ -539,7 +541,7 @@ def _describe_skipped(counts: dict[str, int]) -> list[str]:
         "not rasterized",
         "too-few": "too-few-points: {n} CLOSED_PLANAR contour(s) with fewer than 3 points "
         "(a seed point, not an area) are not rasterized",
-        "point": "point-ignored: {n} POINT contour(s) are points, not areas; use seed_point()",
+        "point": "point-ignored: {n} POINT contour(s) are points, not areas; use seed_points()",
         "open-planar": "open-planar-ignored: {n} OPEN_PLANAR contour(s) enclose no area",
         "open-nonplanar": "open-nonplanar-ignored: {n} OPEN_NONPLANAR contour(s) enclose no area",
     }
