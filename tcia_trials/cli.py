@@ -110,6 +110,24 @@ def synth(
     "--name-as", "dataset_name", help="The dataset's own name (e.g. for the generic builder)."
 )
 @click.option(
+    "--allow-collection-mismatch",
+    is_flag=True,
+    help="Build even when the download's collection names (metadata.csv Collection, IDC "
+    "collection_id folder, ClinicalTrialProtocolID) are not the builder's, e.g. a renamed copy.",
+)
+@click.option(
+    "--license",
+    "license_name",
+    help='License of the data, for builders without sources (generic): "CC BY 4.0", cc-by-4.0, '
+    "... or any name with --license-url.",
+)
+@click.option("--license-url", help="URL of a --license this version does not know.")
+@click.option(
+    "--citation",
+    help="Citation of the data, for builders without sources (generic): BibTeX text or a .bib "
+    "file, one entry with title and doi per dataset.",
+)
+@click.option(
     "--strict",
     is_flag=True,
     help="Fail, writing nothing, when the conversion report has any warning or skip.",
@@ -126,6 +144,10 @@ def build_command(
     clinical: Path | None,
     patient_column: str | None,
     dataset_name: str | None,
+    allow_collection_mismatch: bool,
+    license_name: str | None,
+    license_url: str | None,
+    citation: str | None,
     strict: bool,
     quiet: bool,
 ) -> None:
@@ -161,6 +183,10 @@ def build_command(
             strict=strict,
             progress=bars,
             tfds_file_format=tfds_file_format,
+            allow_collection_mismatch=allow_collection_mismatch,
+            license=license_name,
+            license_url=license_url,
+            citation=citation,
         )
     except (TciaTrialsError, ValueError, KeyError) as exc:
         bars.close()

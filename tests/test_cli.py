@@ -149,7 +149,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         ("wrong-name", "unknown builder 'synthetic_trail': did you mean 'synthetic_trial'?"),
         ("missing-folder", "is not a folder; pass the download folder of"),
         ("empty-download", "the folder is empty"),
-        ("wrong-collection", "Is this a download of I-SPY1"),
+        ("wrong-collection", "It looks like a download for builder synthetic_trial."),
         ("wrong-config", "has no config 'patches'"),
     ],
 )
@@ -162,7 +162,7 @@ def test_build_errors_exit_1_with_a_message_and_no_traceback(
         "wrong-name": ("synthetic_trail", small_source, []),
         "missing-folder": ("synthetic_trial", tmp_path / "nowhere", []),
         "empty-download": ("synthetic_trial", empty, []),
-        "wrong-collection": ("ispy1", small_source, []),  # I-SPY1 labels are SEG of MR series
+        "wrong-collection": ("ispy1", small_source, []),
         "wrong-config": ("synthetic_trial", small_source, ["--config", "patches"]),
     }[case]
     run = _cli("build", name, "--source", str(source), "--out", str(tmp_path / "out"), *extra)
@@ -180,3 +180,57 @@ def test_build_prints_a_summary_and_verify_passes(small_source, tmp_path):
     checked = _cli("verify", str(tmp_path / "synthetic_trial"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "verified" in checked.stdout
+
+
+def test_a_download_of_another_collection_is_refused_unless_allowed(small_source, tmp_path):
+    refused = _cli("build", "eay131", "--source", str(small_source), "--out", str(tmp_path), "-q")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "builder 'eay131' expects the collection EAY131" in refused.stderr
+    assert "found SYNTH-TRIAL in" in refused.stderr and "Traceback" not in refused.stderr
+    assert not any(tmp_path.iterdir())  # nothing written
+    allowed = _cli(
+        *("build", "eay131", "--source", str(small_source), "--out", str(tmp_path), "-q"),
+        *("--config", "lesions", "--allow-collection-mismatch"),
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert "license: cc-by-4.0" in (tmp_path / "eay131" / "README.md").read_text()
+
+
+def test_generic_takes_the_name_license_and_citation_of_the_data(small_source, tmp_path):
+    bib = tmp_path / "mine.bib"
+    bib.write_text("@misc{doe2024,\n  title = {Liver CT labels},\n  doi = {10.1234/LIVER.42},\n}\n")
+    run = _cli(
+        *("build", "generic", "--source", str(small_source), "--out", str(tmp_path / "out")),
+        *("--config", "lesions", "-q", "--name-as", "liver_set", "--license", "cc-by-nc-4.0"),
+        *("--citation", str(bib)),
+    )
+    assert run.returncode == 0, run.stderr
+    card = (tmp_path / "out" / "liver_set" / "README.md").read_text()
+    header = card.split("\n---\n", 1)[0]
+    assert "license: cc-by-nc-4.0" in header and "pretty_name: liver_set (" in header
+    assert "| doe2024 | images | [10.1234/LIVER.42](https://doi.org/10.1234/LIVER.42) |" in card
+    assert "title = {Liver CT labels}" in card.split("## Citation", 1)[1]
+    assert "creativecommons.org/licenses/by-nc/4.0/" in card.split("## License", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--license", "my terms"], "license 'my terms' is not one this version knows"),
+        (["--citation", "@misc{x, title = {T}}"], "give the license of the data"),
+        (["--license", "MIT", "--citation", "Doe J. My data."], "neither BibTeX text"),
+        (["--license", "MIT", "--citation", "@misc{x, title = {T}}"], "entry 'x' has no doi"),
+    ],
+)
+def test_generic_license_and_citation_errors_are_clear(args, expected, small_source, tmp_path):
+    run = _cli("build", "generic", "--source", str(small_source), "--out", str(tmp_path), *args)
+    assert run.returncode == 1 and expected in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr and not any(tmp_path.iterdir())
+
+
+def test_license_and_citation_belong_to_builders_without_sources(small_source, tmp_path):
+    run = _cli(
+        *("build", "synthetic_trial", "--source", str(small_source), "--out", str(tmp_path)),
+        *("--license", "CC BY 4.0"),
+    )
+    assert run.returncode == 1 and "states the license and citation of its sources" in run.stderr

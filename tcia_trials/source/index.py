@@ -95,6 +95,7 @@ class Series:
     collection: str | None  # see the module docstring for the precedence
     instances: list[Instance]
     expected_instances: int | None  # "Number of Images" of the metadata table, when present
+    trial_protocol_id: str | None = None  # ClinicalTrialProtocolID (0012,0020)
 
     @property
     def paths(self) -> list[Path]:
@@ -718,6 +719,7 @@ def _build_series(
                 collection=collection,
                 instances=instances,
                 expected_instances=row.number_of_images if row is not None else None,
+                trial_protocol_id=_first(h.trial_protocol_id for h in group),
             )
         )
     out.sort(
