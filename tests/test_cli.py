@@ -17,6 +17,22 @@ from click.testing import CliRunner
 from tcia_trials.cli import main
 
 
+def _demo_line(line: str) -> bool:
+    """True for a line the demo prints: a numbered step, an indented detail, a note or the
+    closing list."""
+    return bool(re.match(r"(\d\. |   |note: |Where everything is:$)", line))
+
+
+def _our_errors(stderr: str) -> list[str]:
+    """Lines of stderr from tcia-trials that report a failure (click errors, tracebacks, our
+    loggers' errors); other programs' lines are not judged."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.startswith(("Error:", "Traceback", "ERROR tcia_trials", "CRITICAL tcia_trials"))
+    ]
+
+
 def _where(output: str) -> dict[str, Path]:
     """The demo's closing list: what -> path."""
     listing = output.split("Where everything is:\n", 1)[1]
@@ -50,7 +66,8 @@ def test_demo_builds_loads_verifies_and_says_where_everything_is(tmp_path, monke
     assert "volume[0]:" in output and "lesion_patches[0]:" in output
     assert output.count(": equal in both") == 2
     assert "verify: tcia-trials verify" in output and "FAIL" not in output
-    assert "Downloading and preparing" not in output and not result.stderr  # TFDS/TF noise
+    assert all(_demo_line(line) for line in output.splitlines()), output  # ours only
+    assert _our_errors(result.stderr) == []
     where = _where(output)
     assert list(where) == ["source", "HF dataset", "TFDS data_dir", "report", "previews", "card"]
     assert all(path.exists() for path in where.values()), where
@@ -119,9 +136,11 @@ def test_ctrl_c_stops_a_build_with_exit_130_and_leaves_no_dataset(tmp_path):
     os.killpg(build.pid, signal.SIGINT)  # Ctrl-C: the build and its worker processes
     stdout, stderr = build.communicate(timeout=120)
     assert build.returncode == 130, (stdout, stderr)
-    assert stderr.strip().splitlines() == [
+    interrupted = (
         f"Interrupted: the build was abandoned; {out} holds no partial dataset that looks complete."
-    ]
+    )
+    assert stderr.splitlines().count(interrupted) == 1
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr  # none from workers
     assert not out.exists()
 
 
@@ -234,3 +253,16 @@ def test_license_and_citation_belong_to_builders_without_sources(small_source, t
         *("--license", "CC BY 4.0"),
     )
     assert run.returncode == 1 and "states the license and citation of its sources" in run.stderr
+
+
+def test_quiet_tfds_build_prints_only_its_summary(small_source, tmp_path):
+    pytest.importorskip("tensorflow")
+    run = _cli(
+        *("build", "synthetic_trial", "--source", str(small_source), "--out", str(tmp_path)),
+        *("--config", "lesions", "--format", "hf,tfds", "--quiet"),
+    )
+    assert run.returncode == 0, run.stderr
+    first, *rest = run.stdout.splitlines()
+    assert first.startswith(f"synthetic_trial 1.0.0 -> {tmp_path}")
+    assert rest and all(line.startswith("  ") for line in rest), run.stdout  # nothing from TFDS
+    assert "tfds (tfrecord):" in run.stdout and _our_errors(run.stderr) == []
