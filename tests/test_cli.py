@@ -266,3 +266,14 @@ def test_quiet_tfds_build_prints_only_its_summary(small_source, tmp_path):
     assert first.startswith(f"synthetic_trial 1.0.0 -> {tmp_path}")
     assert rest and all(line.startswith("  ") for line in rest), run.stdout  # nothing from TFDS
     assert "tfds (tfrecord):" in run.stdout and _our_errors(run.stderr) == []
+
+
+def test_repeated_builds_exit_cleanly(small_source, tmp_path):
+    """Each build ends with exit code 0: no thread of Arrow (card statistics, the Arrow copy)
+    outlives the interpreter, which would abort it with exit code 134."""
+    for attempt in range(5):
+        run = _cli(
+            *("build", "synthetic_trial", "--source", str(small_source), "-q"),
+            *("--out", str(tmp_path / str(attempt)), "--config", "lesions", "--format", "hf,arrow"),
+        )
+        assert run.returncode == 0, (attempt, run.returncode, run.stderr)
