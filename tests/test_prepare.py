@@ -136,3 +136,17 @@ def test_generic_license_and_citation_reach_the_tfds_metadata(tmp_path):
     )
     again = built_spec(result.out)  # what a later card refresh (previews) renders
     assert again.citation == bibtex and again.sources[0].license.short_name == "CC BY 4.0"
+
+
+def test_realdata_tcia_project_tag_names_the_collection(realdata):
+    """Real TCIA files of QIN-HEADNECK carry the collection in TCIA's CTP project tag (0013,1010)
+    only: they are not EAY131, and no builder reads them."""
+    index = scan(realdata / "04_sr_tid1500_dcmqi")
+    with pytest.raises(CollectionMismatchError, match="found QIN-HEADNECK in 3 of 3 series") as e:
+        _check_collection(builder("eay131"), index)
+    assert "looks like a download for builder" not in str(e.value)
+    _check_collection(builder("generic"), index)
+
+
+def test_realdata_without_collection_names_is_not_judged(realdata):
+    _check_collection(builder("eay131"), scan(realdata / "13_pydicom_dicomdir_series"))
