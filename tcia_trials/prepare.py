@@ -72,7 +72,7 @@ def prepare(
 
     ``image_dtype`` fixes the image feature's dtype; by default it follows the download
     (:func:`tcia_trials.examples.image_dtype_for`).  With ``check_collection``, a download of
-    another collection is refused (:func:`check_collection`).
+    another collection is refused (:func:`require_collection`).
     """
     source = Path(source).expanduser()
     if not source.is_dir():
@@ -81,7 +81,7 @@ def prepare(
         )
     index = scan(source, progress=on_scan)
     if check_collection:
-        _check_collection(spec, index)
+        require_collection(spec, index)
     links = link_annotations(index, spec.annotation_rules, spec.labels)
     table = clinical_table(spec, source, clinical, patient_column)
     annotated = [uid for uid in links.by_image if uid in index.series]
@@ -225,8 +225,10 @@ def _builders_for(found: Iterable[str]) -> list[str]:
     ]
 
 
-def _check_collection(spec: TrialSpec, index: Index) -> None:
+def require_collection(spec: TrialSpec, index: Index) -> None:
     """Refuse a download whose series name another collection than ``spec`` reads.
+
+    This runs before anything is built or written, so the error is cheap and leaves no output.
 
     A series belongs to another collection when its collection name (metadata table column
     ``Collection``, TCIA project tag, IDC ``collection_id`` or NBIA collection folder) and its
@@ -256,7 +258,7 @@ def _check_collection(spec: TrialSpec, index: Index) -> None:
     hint = f" It looks like a download for builder {', '.join(others)}." if others else ""
     raise CollectionMismatchError(
         f"{index.root} is not a download of {spec.title}: builder {spec.name!r} expects the "
-        f"collection {' / '.join(expected)}, found {found_text}.{hint} If this is a renamed "
+        f"collection or trial {' / '.join(expected)}, found {found_text}.{hint} If this is a renamed "
         "copy of the collection, build it anyway with --allow-collection-mismatch "
         "(tt.build(..., allow_collection_mismatch=True)); nothing was written."
     )

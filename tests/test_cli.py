@@ -204,7 +204,7 @@ def test_build_prints_a_summary_and_verify_passes(small_source, tmp_path):
 def test_a_download_of_another_collection_is_refused_unless_allowed(small_source, tmp_path):
     refused = _cli("build", "eay131", "--source", str(small_source), "--out", str(tmp_path), "-q")
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert "builder 'eay131' expects the collection EAY131" in refused.stderr
+    assert "builder 'eay131' expects the collection or trial EAY131" in refused.stderr
     assert "found SYNTH-TRIAL in" in refused.stderr and "Traceback" not in refused.stderr
     assert not any(tmp_path.iterdir())  # nothing written
     allowed = _cli(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tcia_trials.errors import CollectionMismatchError
-from tcia_trials.prepare import _check_collection, expected_names
+from tcia_trials.prepare import expected_names, require_collection
 from tcia_trials.registry import builder
 from tcia_trials.source.index import Index, Instance, Series, scan
 from tcia_trials.synthetic import generate_collection
@@ -60,7 +60,7 @@ def test_expected_names_are_sources_idc_ids_and_trial_ids_once_each():
     ],
 )
 def test_a_series_naming_the_collection_is_accepted(collection, protocol):
-    _check_collection(builder("eay131"), _index((collection, protocol, "P1")))
+    require_collection(builder("eay131"), _index((collection, protocol, "P1")))
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_a_series_naming_the_collection_is_accepted(collection, protocol):
     ],
 )
 def test_names_agree_up_to_case_and_punctuation(spec, collection):
-    _check_collection(builder(spec), _index((collection, None, "P1")))
+    require_collection(builder(spec), _index((collection, None, "P1")))
 
 
 def test_another_collection_is_refused_naming_what_was_expected_and_found():
@@ -82,9 +82,12 @@ def test_another_collection_is_refused_naming_what_was_expected_and_found():
         ("EAY131", None, "P3"),
     )
     with pytest.raises(CollectionMismatchError) as raised:
-        _check_collection(builder("eay131"), index)
+        require_collection(builder("eay131"), index)
     message = str(raised.value)
-    assert "builder 'eay131' expects the collection EAY131 / EAY131-Tumor-Annotations" in message
+    assert (
+        "builder 'eay131' expects the collection or trial EAY131 / EAY131-Tumor-Annotations"
+        in message
+    )
     assert "found ACRIN-NSCLC-FDG-PET / ACRIN 6668 in 2 of 3 series (e.g. patient P1" in message
     assert "a download for builder acrin_nsclc_fdg_pet" in message
     assert "--allow-collection-mismatch" in message and "nothing was written" in message
@@ -92,25 +95,25 @@ def test_another_collection_is_refused_naming_what_was_expected_and_found():
 
 def test_a_longer_name_is_another_collection():
     with pytest.raises(CollectionMismatchError, match="found EAY1310 in 1 of 1 series"):
-        _check_collection(builder("eay131"), _index(("EAY1310", None, "P1")))
+        require_collection(builder("eay131"), _index(("EAY1310", None, "P1")))
 
 
 def test_patient_ids_outside_the_spec_pattern_are_refused():
     spec = builder("eay131")
     clinical = dataclasses.replace(spec.clinical, patient_id_pattern=r"EAY131-(?P<id>\d+)")
     strict = dataclasses.replace(spec, clinical=clinical)
-    _check_collection(strict, _index(("EAY131", None, "EAY131-0042")))
+    require_collection(strict, _index(("EAY131", None, "EAY131-0042")))
     with pytest.raises(CollectionMismatchError, match=r"found PatientID 'LUNG-7' \(not of the"):
-        _check_collection(strict, _index(("EAY131", None, "LUNG-7")))
+        require_collection(strict, _index(("EAY131", None, "LUNG-7")))
 
 
 @pytest.mark.parametrize("layout", ["nbia", "nbia-classic", "retriever", "idc"])
 def test_synthetic_downloads_carry_their_collection_in_every_layout(tmp_path, layout):
     generate_collection(tmp_path, patients=1, seed=5, layout=layout, with_pet=False)
     index = scan(tmp_path)
-    _check_collection(builder("synthetic_trial"), index)
+    require_collection(builder("synthetic_trial"), index)
     with pytest.raises(CollectionMismatchError, match="found SYNTH-TRIAL in"):
-        _check_collection(builder("ispy2"), index)
+        require_collection(builder("ispy2"), index)
 
 
 def test_generic_license_and_citation_reach_the_tfds_metadata(tmp_path):
@@ -143,10 +146,10 @@ def test_realdata_tcia_project_tag_names_the_collection(realdata):
     only: they are not EAY131, and no builder reads them."""
     index = scan(realdata / "04_sr_tid1500_dcmqi")
     with pytest.raises(CollectionMismatchError, match="found QIN-HEADNECK in 3 of 3 series") as e:
-        _check_collection(builder("eay131"), index)
+        require_collection(builder("eay131"), index)
     assert "looks like a download for builder" not in str(e.value)
-    _check_collection(builder("generic"), index)
+    require_collection(builder("generic"), index)
 
 
 def test_realdata_without_collection_names_is_not_judged(realdata):
-    _check_collection(builder("eay131"), scan(realdata / "13_pydicom_dicomdir_series"))
+    require_collection(builder("eay131"), scan(realdata / "13_pydicom_dicomdir_series"))
