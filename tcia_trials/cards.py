@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING
 from tcia_trials import hf
 from tcia_trials.registry import builder, list_builders
 from tcia_trials.schema import LESION_FIELDS, Field, config_fields
-from tcia_trials.spec import LICENSE_UNKNOWN_NAME, SPLIT_NAMES, SourceCollection, TrialSpec
+from tcia_trials.spec import (
+    LICENSE_UNKNOWN_NAME,
+    SPLIT_NAMES,
+    USER_SOURCE_NOTE,
+    SourceCollection,
+    TrialSpec,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -717,6 +723,8 @@ def citations(spec: TrialSpec) -> str:
 
 def _citation(spec: TrialSpec) -> str:
     bibtex = citations(spec)
+    if not bibtex and any(s.note == USER_SOURCE_NOTE for s in spec.sources):
+        return "No citation was given at build time: cite the data as their publisher asks."
     if not bibtex:
         return "Synthetic data: nothing to cite besides tcia-trials itself."
     intro = (

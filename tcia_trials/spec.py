@@ -1121,6 +1121,10 @@ class TrialSpec:
         return ", ".join(pieces)
 
 
+#: The ``SourceCollection.note`` of sources described at build time (:func:`with_user_sources`).
+USER_SOURCE_NOTE = "License and citation given at build time."
+
+
 def with_user_sources(
     spec: TrialSpec, *, name: str, license: License, citation: str = ""
 ) -> TrialSpec:
@@ -1149,10 +1153,8 @@ def with_user_sources(
                 f"citation: entry {entry['ID']!r} has no {' and no '.join(missing)}; each entry "
                 "cites a dataset by its title and DOI"
             )
+    described = {"role": "images", "license": license, "note": USER_SOURCE_NOTE}
     sources = tuple(
-        SourceCollection(
-            name=e["ID"], title=e["title"], doi=e["doi"], role="images", license=license
-        )
-        for e in entries
-    ) or (SourceCollection(name=name, title=name, doi=None, role="images", license=license),)
+        SourceCollection(name=e["ID"], title=e["title"], doi=e["doi"], **described) for e in entries
+    ) or (SourceCollection(name=name, title=name, doi=None, **described),)
     return replace(spec, sources=sources, citation=citation.strip())

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tcia_trials.spec as spec_module
+from tcia_trials.cards import render_card
 from tcia_trials.errors import TciaTrialsError, UnknownBuilderError
 from tcia_trials.registry import builder, list_builders
 from tcia_trials.spec import (
@@ -620,6 +621,8 @@ def test_user_sources_of_a_builder_without_sources() -> None:
     plain = spec_module.with_user_sources(generic, name="my_set", license=spec_module.CC_BY_4_0)
     assert [(s.name, s.doi) for s in plain.sources] == [("my_set", None)]
     assert plain.license_summary() == "images CC BY 4.0" and plain.citation == ""
+    citation = render_card(plain).split("## Citation", 1)[1]
+    assert "No citation was given at build time" in citation
     bibtex = "@misc{a, title = {A}, doi = {10.1234/a}}\n@misc{b, title = {B}, doi = {10.1234/b}}"
     cited = spec_module.with_user_sources(
         generic, name="my_set", license=spec_module.CC_BY_3_0, citation=bibtex
