@@ -22,7 +22,7 @@ from tcia_trials.errors import StrictBuildError, TciaTrialsError
 from tcia_trials.prepare import Prepared, prepare
 from tcia_trials.registry import builder
 from tcia_trials.report import ConversionReport
-from tcia_trials.spec import TrialSpec
+from tcia_trials.spec import License, TrialSpec, license_named, with_user_sources
 
 if TYPE_CHECKING:
     import datasets
@@ -77,6 +77,10 @@ def build(
     strict: bool = False,
     progress: Progress | None = None,
     tfds_file_format: str = "tfrecord",
+    allow_collection_mismatch: bool = False,
+    license: str | None = None,
+    license_url: str | None = None,
+    citation: str | PathLike[str] | None = None,
 ) -> BuildResult:
     """Build a dataset from a download.
 
@@ -110,6 +114,15 @@ def build(
         Called as ``progress(stage, done, total)`` for the stages of :data:`STAGES`.
     tfds_file_format:
         "tfrecord" (needs TensorFlow) or "array_record" (random access, no TensorFlow).
+    allow_collection_mismatch:
+        Build a download whose series name another collection than the builder reads (a
+        renamed local copy); by default it is refused with
+        :class:`~tcia_trials.errors.CollectionMismatchError` before anything is written.
+    license, license_url, citation:
+        For a builder without sources (``generic``): the data's license (a short name or hub id
+        of :data:`~tcia_trials.spec.KNOWN_LICENSES`, or any name with its URL) and its citation
+        (BibTeX text or a ``.bib`` file, one entry with title and DOI per dataset).  They reach
+        the card, its YAML header and the TFDS metadata.
 
     The output appears only when complete: every config is written to staging folders and
     swapped in at the end, under an :data:`INCOMPLETE` marker; an interrupted or failed build
@@ -117,6 +130,9 @@ def build(
     """
     started = time.perf_counter()
     spec = builder(name)
+    check_collection = bool(spec.sources) and not allow_collection_mismatch
+    if license is not None or license_url is not None or citation is not None:
+        spec = _with_user_sources(spec, dataset_name, license, license_url, citation)
     formats = tuple(formats)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -135,6 +151,7 @@ def build(
         clinical=clinical,
         patient_column=patient_column,
         on_scan=lambda done, total: progress("scan", done, total),
+        check_collection=check_collection,
     )
     links, table = prepared.links, prepared.table
     target = Path(out).expanduser() / (dataset_name or spec.name)
@@ -320,6 +337,42 @@ def _write_tfds(
         raise
 
 
+def _with_user_sources(
+    spec: TrialSpec,
+    dataset_name: str | None,
+    license: str | None,
+    license_url: str | None,
+    citation: str | PathLike[str] | None,
+) -> TrialSpec:
+    """``spec`` with the license and citation given at build time (see :func:`build`)."""
+    if license is None:
+        raise ValueError(
+            f"builder {spec.name!r}: give the license of the data (license=..., --license) with "
+            "its citation or license URL"
+        )
+    bibtex = ""
+    if citation is not None:
+        text = str(citation)
+        bibtex = text if "@" in text else _read_citation(Path(text).expanduser())
+    return with_user_sources(
+        spec,
+        name=dataset_name or spec.name,
+        license=license_named(license, license_url),
+        citation=bibtex,
+    )
+
+
+def _read_citation(path: Path) -> str:
+    """The BibTeX of a citation file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"citation {str(path)!r}: neither BibTeX text ('@misc{{key, ...}}') nor a readable "
+            f"BibTeX file ({exc})"
+        ) from None
+
+
 def _no_progress(stage: str, done: int, total: int) -> None:
     """The default ``progress``: report nothing."""
 
@@ -408,7 +461,25 @@ def _write_card(target: Path, spec: TrialSpec, dataset_name: str | None) -> None
     from tcia_trials import cards
 
     cards.write_card(target, spec, dataset_name)
-    (target / ".tcia_trials" / "spec.json").write_text(
-        json.dumps({"name": spec.name, "version": spec.version, "title": spec.title}, indent=2)
-        + "\n"
+    record = {"name": spec.name, "version": spec.version, "title": spec.title}
+    if spec.sources and not builder(spec.name).sources:  # license and citation given at build
+        record |= {
+            "license": dataclasses.asdict(spec.sources[0].license),
+            "citation": spec.citation,
+        }
+    (target / ".tcia_trials" / "spec.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def built_spec(dataset_dir: Path) -> TrialSpec:
+    """The spec a dataset folder ``out/<name>`` was built with, including the license and
+    citation given at build time."""
+    record = json.loads((dataset_dir / ".tcia_trials" / "spec.json").read_text())
+    spec = builder(record["name"])
+    if "license" not in record:
+        return spec
+    return with_user_sources(
+        spec,
+        name=dataset_dir.name,
+        license=License(**record["license"]),
+        citation=record["citation"],
     )

@@ -19,11 +19,21 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tcia_trials import hf
 from tcia_trials.registry import builder, list_builders
 from tcia_trials.schema import LESION_FIELDS, Field, config_fields
-from tcia_trials.spec import LICENSE_UNKNOWN_NAME, SPLIT_NAMES, SourceCollection, TrialSpec
+from tcia_trials.spec import (
+    LICENSE_UNKNOWN_NAME,
+    SPLIT_NAMES,
+    USER_SOURCE_NOTE,
+    SourceCollection,
+    TrialSpec,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: TCIA's Data Usage Policies and Restrictions.
 TCIA_POLICY_URL = "https://www.cancerimagingarchive.net/data-usage-policies-and-restrictions/"
@@ -144,11 +154,27 @@ def _shards(folder: Path, config: str, split: str) -> list[str]:
     return [str(p) for p in sorted((folder / "data" / config).glob(f"{split}-*.parquet"))]
 
 
+def _read_columns(files: Sequence[str], columns: list[str]) -> pa.Table:
+    """``columns`` of Parquet shards (at least one) as one table, read in the calling thread.
+
+    No Arrow dataset scanner: its thread pools can still be busy when a short-lived process
+    exits, which aborts it ("terminate called without an active exception", exit code 134;
+    apache/arrow#34314, huggingface/datasets#7566).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for path in files:
+        with pq.ParquetFile(path) as shard:
+            tables.append(shard.read(columns=columns, use_threads=False))
+    return pa.concat_tables(tables)
+
+
 def read_stats(folder: Path, records: Mapping[str, dict]) -> BuildStats:
     """The statistics of a built dataset folder: only the few columns needed are read."""
     import numpy as np
     import pyarrow.compute as pc
-    import pyarrow.dataset as pads
 
     patients: dict[str, set[str]] = {}
     for config, record in records.items():
@@ -156,17 +182,16 @@ def read_stats(folder: Path, records: Mapping[str, dict]) -> BuildStats:
             continue
         for split in record["splits"]:
             files = _shards(folder, config, split["name"])
-            ids = pads.dataset(files, format="parquet").to_table(columns=["patient_id"])
-            patients.setdefault(split["name"], set()).update(ids.column(0).to_pylist())
+            found = patients.setdefault(split["name"], set())
+            if files:
+                found.update(_read_columns(files, ["patient_id"]).column(0).to_pylist())
     counts = {split: len(patients[split]) for split in SPLIT_NAMES if split in patients}
     if "lesions" not in records:
         return BuildStats(counts)
     files = [f for s in records["lesions"]["splits"] for f in _shards(folder, "lesions", s["name"])]
     if not files:  # a build whose annotations named no lesion
         return BuildStats(counts, lesions=0)
-    table = pads.dataset(files, format="parquet").to_table(
-        columns=["no_findings", "seed_lps", "volume_ml", "time_point"]
-    )
+    table = _read_columns(files, ["no_findings", "seed_lps", "volume_ml", "time_point"])
     lesions = table.filter(pc.invert(table.column("no_findings")))
     volumes = np.sort(lesions.column("volume_ml").drop_null().to_numpy())
     seeds = pc.greater(pc.list_value_length(lesions.column("seed_lps")), 0)
@@ -698,6 +723,8 @@ def citations(spec: TrialSpec) -> str:
 
 def _citation(spec: TrialSpec) -> str:
     bibtex = citations(spec)
+    if not bibtex and any(s.note == USER_SOURCE_NOTE for s in spec.sources):
+        return "No citation was given at build time: cite the data as their publisher asks."
     if not bibtex:
         return "Synthetic data: nothing to cite besides tcia-trials itself."
     intro = (

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import logging
+import sys
 from pathlib import Path
 
 import click
@@ -110,6 +113,24 @@ def synth(
     "--name-as", "dataset_name", help="The dataset's own name (e.g. for the generic builder)."
 )
 @click.option(
+    "--allow-collection-mismatch",
+    is_flag=True,
+    help="Build even when the download's collection names (metadata.csv Collection, IDC "
+    "collection_id folder, ClinicalTrialProtocolID) are not the builder's, e.g. a renamed copy.",
+)
+@click.option(
+    "--license",
+    "license_name",
+    help='License of the data, for builders without sources (generic): "CC BY 4.0", cc-by-4.0, '
+    "... or any name with --license-url.",
+)
+@click.option("--license-url", help="URL of a --license this version does not know.")
+@click.option(
+    "--citation",
+    help="Citation of the data, for builders without sources (generic): BibTeX text or a .bib "
+    "file, one entry with title and doi per dataset.",
+)
+@click.option(
     "--strict",
     is_flag=True,
     help="Fail, writing nothing, when the conversion report has any warning or skip.",
@@ -126,6 +147,10 @@ def build_command(
     clinical: Path | None,
     patient_column: str | None,
     dataset_name: str | None,
+    allow_collection_mismatch: bool,
+    license_name: str | None,
+    license_url: str | None,
+    citation: str | None,
     strict: bool,
     quiet: bool,
 ) -> None:
@@ -144,24 +169,29 @@ def build_command(
         from .build import build
 
         datasets.disable_progress_bars()  # the build's own bars cover its use of datasets
-        if quiet and "tfds" in formats and importlib.util.find_spec("tensorflow_datasets"):
-            import tensorflow_datasets
-
-            tensorflow_datasets.disable_progress_bar()
-        result = build(
-            name,
-            source,
-            out,
-            formats=[f.strip() for f in formats.split(",") if f.strip()],
-            config=configs or None,
-            num_proc=num_proc,
-            clinical=clinical,
-            patient_column=patient_column,
-            dataset_name=dataset_name,
-            strict=strict,
-            progress=bars,
-            tfds_file_format=tfds_file_format,
-        )
+        if "tfds" in formats and importlib.util.find_spec("tensorflow_datasets"):
+            _quiet_tfds(tfds_file_format, quiet or not sys.stderr.isatty())
+        # TFDS prints "Downloading and preparing dataset ..." to stdout
+        silenced = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
+        with silenced:
+            result = build(
+                name,
+                source,
+                out,
+                formats=[f.strip() for f in formats.split(",") if f.strip()],
+                config=configs or None,
+                num_proc=num_proc,
+                clinical=clinical,
+                patient_column=patient_column,
+                dataset_name=dataset_name,
+                strict=strict,
+                progress=bars,
+                tfds_file_format=tfds_file_format,
+                allow_collection_mismatch=allow_collection_mismatch,
+                license=license_name,
+                license_url=license_url,
+                citation=citation,
+            )
     except (TciaTrialsError, ValueError, KeyError) as exc:
         bars.close()
         raise click.ClickException(str(exc).strip("'\"")) from None
@@ -195,6 +225,17 @@ def build_command(
     click.echo(f"  report: {result.out / 'report.md'} (all details: report.json)")
 
 
+def _quiet_tfds(file_format: str, quiet: bool) -> None:
+    """TensorFlow imported without its start-up notices (TFRecord needs it); with ``quiet``
+    (--quiet, or stderr is no terminal), TFDS without progress bars and INFO logs."""
+    from .quiet import import_tensorflow_quietly, quiet_tfds
+
+    if file_format == "tfrecord":
+        import_tensorflow_quietly()
+    if quiet:
+        quiet_tfds()
+
+
 class _ProgressBars:
     """``build(progress=...)`` as tqdm bars on stderr, one per stage, with rate and ETA; shown
     on terminals only (tqdm's ``disable=None``)."""
@@ -205,8 +246,6 @@ class _ProgressBars:
         self.bar = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        import sys
-
         from tqdm import tqdm
 
         from .build import STAGES

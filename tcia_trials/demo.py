@@ -8,7 +8,6 @@ import contextlib
 import importlib.util
 import io
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterable
@@ -155,12 +154,10 @@ def _tfds_file_format(echo) -> str | None:
             "note: tensorflow-datasets is not installed, so no TFDS build (pip install 'tcia-trials[tf]')"
         )
         return None
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow_datasets as tfds
-    from absl import logging as absl_logging
+    from tcia_trials.quiet import import_tensorflow_quietly, quiet_tfds
 
-    absl_logging.set_verbosity(absl_logging.ERROR)
-    tfds.disable_progress_bar()
+    import_tensorflow_quietly()
+    quiet_tfds()
     if importlib.util.find_spec("tensorflow") is None:
         echo(
             "note: TensorFlow is not installed, so TFDS writes array_record, read with "

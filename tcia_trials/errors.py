@@ -70,6 +70,10 @@ class ClinicalDataError(TciaTrialsError, ValueError):
     """A clinical sheet cannot be read or typed (missing column, duplicate id, bad value)."""
 
 
+class CollectionMismatchError(TciaTrialsError, ValueError):
+    """A download holds another collection than the builder reads (nothing was written)."""
+
+
 class StrictBuildError(TciaTrialsError, ValueError):
     """A ``strict`` build met warnings or skips; nothing was written (``.report`` lists them)."""
 

@@ -6,17 +6,19 @@ start here, so they index, link, type the clinical sheet and split patients iden
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
 from tcia_trials import examples as ex
-from tcia_trials.errors import ClinicalDataError, DownloadLayoutError
+from tcia_trials.errors import ClinicalDataError, CollectionMismatchError, DownloadLayoutError
 from tcia_trials.schema import Field, config_fields
 from tcia_trials.source.annotations import AnnotationLinks, link_annotations
 from tcia_trials.source.clinical import ClinicalTable, read_clinical_table
-from tcia_trials.source.index import Index, scan
+from tcia_trials.source.index import Index, Series, scan
 from tcia_trials.spec import TrialSpec
 
 #: Patch size of ``lesion_patches`` when the spec gives none: (slices, rows, cols).
@@ -64,11 +66,13 @@ def prepare(
     patient_column: str | None = None,
     image_dtype: str | None = None,
     on_scan: Callable[[int, int], None] | None = None,
+    check_collection: bool = True,
 ) -> Prepared:
     """Index ``source``, link its annotations and read its clinical sheet for ``spec``.
 
     ``image_dtype`` fixes the image feature's dtype; by default it follows the download
-    (:func:`tcia_trials.examples.image_dtype_for`).
+    (:func:`tcia_trials.examples.image_dtype_for`).  With ``check_collection``, a download of
+    another collection is refused (:func:`require_collection`).
     """
     source = Path(source).expanduser()
     if not source.is_dir():
@@ -76,6 +80,8 @@ def prepare(
             f"source {source} is not a folder; pass the download folder of {spec.title}"
         )
     index = scan(source, progress=on_scan)
+    if check_collection:
+        require_collection(spec, index)
     links = link_annotations(index, spec.annotation_rules, spec.labels)
     table = clinical_table(spec, source, clinical, patient_column)
     annotated = [uid for uid in links.by_image if uid in index.series]
@@ -153,3 +159,106 @@ def _clinical_rows(
     for sheet_id in set(reconciliation.matched.values()) - set(reconciliation.matched):
         rows.pop(sheet_id, None)  # known under its image patient id
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Does the download hold the builder's collection?
+# --------------------------------------------------------------------------------------------
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """Lower-case alphanumeric words: "ACRIN-6698", "acrin_6698" and "ACRIN 6698" agree."""
+    return tuple(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def expected_names(spec: TrialSpec) -> tuple[str, ...]:
+    """Names a download of ``spec`` carries: its sources' TCIA names and IDC collection ids,
+    its trial ids (ClinicalTrialProtocolID); empty for a builder without sources (``generic``)."""
+    names = [n for s in spec.sources for n in (s.name, s.idc_collection_id) if n]
+    if spec.sources:
+        names += spec.trial_ids
+    unique: dict[str, str] = {}
+    for name in names:
+        unique.setdefault("".join(_words(name)), name)  # the first spelling of each
+    return tuple(unique.values())
+
+
+def _names_match(found: str, expected: Iterable[str]) -> bool:
+    """True when ``found`` is one of ``expected`` up to case and punctuation ("ISPY2" is
+    "I-SPY2"), or contains one as whole words ("ECOG-ACRIN EAY131" holds "EAY131")."""
+    words = _words(found)
+    for name in expected:
+        want = _words(name)
+        if "".join(words) == "".join(want):
+            return True
+        if want and any(words[i : i + len(want)] == want for i in range(len(words))):
+            return True
+    return False
+
+
+def _series_names(series: Series) -> tuple[str, ...]:
+    """The collection names a series carries (metadata table, TCIA project tag or collection
+    folder, see :mod:`tcia_trials.source.index`) and its ClinicalTrialProtocolID."""
+    return tuple(n for n in dict.fromkeys((series.collection, series.trial_protocol_id)) if n)
+
+
+def _foreign(spec: TrialSpec, series: Series, expected: tuple[str, ...]) -> str | None:
+    """Why ``series`` is not of ``spec``'s collection, or None when nothing says so."""
+    names = _series_names(series)
+    if names and not any(_names_match(n, expected) for n in names):
+        return " / ".join(names)
+    pattern = spec.clinical.patient_id_pattern
+    if pattern and not re.fullmatch(pattern, series.patient_id):
+        return f"PatientID {series.patient_id!r} (not of the form {pattern})"
+    return None
+
+
+def _builders_for(found: Iterable[str]) -> list[str]:
+    """Builders whose collection names match any of ``found``."""
+    from tcia_trials.registry import builder, list_builders
+
+    found = tuple(found)
+    return [
+        name
+        for name in list_builders()
+        if (names := expected_names(builder(name))) and any(_names_match(f, names) for f in found)
+    ]
+
+
+def require_collection(spec: TrialSpec, index: Index) -> None:
+    """Refuse a download whose series name another collection than ``spec`` reads.
+
+    This runs before anything is built or written, so the error is cheap and leaves no output.
+
+    A series belongs to another collection when its collection name (metadata table column
+    ``Collection``, TCIA project tag, IDC ``collection_id`` or NBIA collection folder) and its
+    ClinicalTrialProtocolID all differ from the spec's source names, IDC ids and trial ids, or
+    when its PatientID does not fit the spec's ``clinical.patient_id_pattern``.  Series that name
+    no collection are not judged.  Raises :class:`CollectionMismatchError`.
+    """
+    expected = expected_names(spec)
+    if not expected:
+        return
+    foreign: Counter[str] = Counter()
+    example: dict[str, Series] = {}
+    for series in index.series.values():
+        found = _foreign(spec, series, expected)
+        if found is not None:
+            foreign[found] += 1
+            example.setdefault(found, series)
+    if not foreign:
+        return
+    names = {n for series in example.values() for n in _series_names(series)}
+    found_text = "; ".join(
+        f"{name} in {n} of {len(index.series)} series (e.g. patient {example[name].patient_id}, "
+        f"{example[name].paths[0].parent})"
+        for name, n in foreign.most_common(3)
+    )
+    others = _builders_for(names)
+    hint = f" It looks like a download for builder {', '.join(others)}." if others else ""
+    raise CollectionMismatchError(
+        f"{index.root} is not a download of {spec.title}: builder {spec.name!r} expects the "
+        f"collection or trial {' / '.join(expected)}, found {found_text}.{hint} If this is a renamed "
+        "copy of the collection, build it anyway with --allow-collection-mismatch "
+        "(tt.build(..., allow_collection_mismatch=True)); nothing was written."
+    )

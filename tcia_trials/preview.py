@@ -23,7 +23,6 @@ SeriesInstanceUID)::
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import re
@@ -609,9 +608,7 @@ def write_previews(
 def _refresh_card(dataset_dir: Path) -> None:
     """Re-render the dataset's card so that it shows a preview montage."""
     from tcia_trials import cards
-    from tcia_trials.registry import builder
+    from tcia_trials.build import built_spec
 
-    name = json.loads((dataset_dir / ".tcia_trials" / "spec.json").read_text())["name"]
-    cards.write_card(
-        dataset_dir, builder(name), None if dataset_dir.name == name else dataset_dir.name
-    )
+    spec = built_spec(dataset_dir)
+    cards.write_card(dataset_dir, spec, None if dataset_dir.name == spec.name else dataset_dir.name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -264,6 +264,59 @@ CC_BY_4_0 = License(
     "https://creativecommons.org/licenses/by/4.0/",
     "Creative Commons Attribution 4.0 International License",
 )
+
+
+def _creative_commons(kind: str, title: str, version: str) -> License:
+    """A Creative Commons license, e.g. ``_creative_commons("BY-NC", "Attribution-NonCommercial",
+    "4.0")`` is "CC BY-NC 4.0"."""
+    scope = "Unported" if version == "3.0" else "International"
+    return License(
+        f"CC {kind} {version}",
+        f"https://creativecommons.org/licenses/{kind.lower()}/{version}/",
+        f"Creative Commons {title} {version} {scope} License",
+    )
+
+
+#: Licenses a build can name by their short name or hub id (``"CC BY 4.0"`` or ``cc-by-4.0``);
+#: others need their URL.
+KNOWN_LICENSES = (
+    CC_BY_3_0,
+    CC_BY_4_0,
+    *(
+        _creative_commons(kind, title, version)
+        for kind, title in (
+            ("BY-SA", "Attribution-ShareAlike"),
+            ("BY-NC", "Attribution-NonCommercial"),
+            ("BY-NC-SA", "Attribution-NonCommercial-ShareAlike"),
+            ("BY-NC-ND", "Attribution-NonCommercial-NoDerivatives"),
+        )
+        for version in ("3.0", "4.0")
+    ),
+    License(
+        "CC0 1.0",
+        "https://creativecommons.org/publicdomain/zero/1.0/",
+        "Creative Commons Zero v1.0 Universal",
+    ),
+    License("Apache-2.0", "https://www.apache.org/licenses/LICENSE-2.0", "Apache License 2.0"),
+    License("MIT", "https://opensource.org/license/mit", "MIT License"),
+)
+
+
+def license_named(name: str, url: str | None = None) -> License:
+    """The license called ``name``: one of :data:`KNOWN_LICENSES` (by short name or hub id, case
+    and punctuation ignored), else a new one at ``url``; ValueError when neither."""
+    key = re.sub(r"[^a-z0-9.]+", "-", name.strip().lower())
+    for known in KNOWN_LICENSES:
+        if key == re.sub(r"[^a-z0-9.]+", "-", known.short_name.lower()):
+            return known if url is None else License(known.short_name, url, known.long_name)
+    if url is None:
+        raise ValueError(
+            f"license {name!r} is not one this version knows "
+            f"({', '.join(k.short_name for k in KNOWN_LICENSES)}); give its URL as well"
+        )
+    return License(name.strip(), url)
+
+
 #: For sources absent from the IDC index: the license is on the collection's TCIA page.
 LICENSE_UNKNOWN = License(LICENSE_UNKNOWN_NAME)
 #: The ``SourceCollection.note`` of those sources.
@@ -1066,3 +1119,42 @@ class TrialSpec:
             known = short_name != LICENSE_UNKNOWN_NAME
             pieces.append(f"{what} {short_name}" if known else f"{what}: {short_name}")
         return ", ".join(pieces)
+
+
+#: The ``SourceCollection.note`` of sources described at build time (:func:`with_user_sources`).
+USER_SOURCE_NOTE = "License and citation given at build time."
+
+
+def with_user_sources(
+    spec: TrialSpec, *, name: str, license: License, citation: str = ""
+) -> TrialSpec:
+    """``spec`` (a builder without sources, such as ``generic``) describing data given at build
+    time: one source per BibTeX entry of ``citation`` (each with a title and a DOI; its key names
+    the source), or one source called ``name`` without DOI, all under ``license``."""
+    if spec.sources:
+        raise ValueError(
+            f"builder {spec.name!r} states the license and citation of its sources "
+            f"({spec.license_summary()}); a license and citation are given at build time only "
+            "to a builder without sources, such as 'generic'"
+        )
+    try:
+        entries = parse_bibtex(citation)
+    except ValueError as exc:
+        raise ValueError(f"citation: not valid BibTeX ({exc})") from None
+    if citation.strip() and not entries:
+        raise ValueError(
+            "citation: expected BibTeX, one '@misc{key, title = {...}, doi = {...}}' entry per "
+            f"dataset, got {citation.strip()[:60]!r}"
+        )
+    for entry in entries:
+        missing = [f for f in ("title", "doi") if not entry.get(f)]
+        if missing:
+            raise ValueError(
+                f"citation: entry {entry['ID']!r} has no {' and no '.join(missing)}; each entry "
+                "cites a dataset by its title and DOI"
+            )
+    described = {"role": "images", "license": license, "note": USER_SOURCE_NOTE}
+    sources = tuple(
+        SourceCollection(name=e["ID"], title=e["title"], doi=e["doi"], **described) for e in entries
+    ) or (SourceCollection(name=name, title=name, doi=None, **described),)
+    return replace(spec, sources=sources, citation=citation.strip())

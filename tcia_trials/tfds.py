@@ -252,7 +252,8 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         )
 
     def _info(self) -> tfds.core.DatasetInfo:
-        spec = self.SPEC
+        # a build's own spec carries the license and citation given at build time (generic)
+        spec = self._prepared.spec if self._prepared is not None else self.SPEC
         config = self.builder_config.name
         return tfds.core.DatasetInfo(
             builder=self,

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tcia_trials.spec as spec_module
+from tcia_trials.cards import render_card
 from tcia_trials.errors import TciaTrialsError, UnknownBuilderError
 from tcia_trials.registry import builder, list_builders
 from tcia_trials.spec import (
@@ -601,3 +602,35 @@ def test_spec_module_holds_no_io() -> None:
     source = Path(spec_module.__file__).read_text(encoding="utf-8")
     for forbidden in ("open(", "Path(", "import os", "pathlib", "urllib", "requests"):
         assert forbidden not in source, forbidden
+
+
+@pytest.mark.parametrize("name", ["CC BY 4.0", "cc-by-4.0", "CC-BY-4.0", " cc by 4.0 "])
+def test_license_named_finds_known_licenses_by_name_or_hub_id(name: str) -> None:
+    assert spec_module.license_named(name) is spec_module.CC_BY_4_0
+
+
+def test_license_named_takes_other_licenses_with_their_url() -> None:
+    terms = spec_module.license_named("Site terms", "https://example.org/terms")
+    assert (terms.short_name, terms.url) == ("Site terms", "https://example.org/terms")
+    with pytest.raises(ValueError, match=r"'Site terms' is not one this version knows \(CC BY"):
+        spec_module.license_named("Site terms")
+
+
+def test_user_sources_of_a_builder_without_sources() -> None:
+    generic = builder("generic")
+    plain = spec_module.with_user_sources(generic, name="my_set", license=spec_module.CC_BY_4_0)
+    assert [(s.name, s.doi) for s in plain.sources] == [("my_set", None)]
+    assert plain.license_summary() == "images CC BY 4.0" and plain.citation == ""
+    citation = render_card(plain).split("## Citation", 1)[1]
+    assert "No citation was given at build time" in citation
+    bibtex = "@misc{a, title = {A}, doi = {10.1234/a}}\n@misc{b, title = {B}, doi = {10.1234/b}}"
+    cited = spec_module.with_user_sources(
+        generic, name="my_set", license=spec_module.CC_BY_3_0, citation=bibtex
+    )
+    assert [(s.name, s.title, s.doi) for s in cited.sources] == [
+        ("a", "A", "10.1234/a"),
+        ("b", "B", "10.1234/b"),
+    ]
+    assert cited.dois == ("10.1234/a", "10.1234/b") and cited.citation == bibtex
+    with pytest.raises(ValueError, match="builder 'eay131' states the license and citation"):
+        spec_module.with_user_sources(builder("eay131"), name="x", license=spec_module.CC_BY_4_0)

@@ -709,3 +709,56 @@ def test_index_pickles(tmp_path: Path) -> None:
     copy = pickle.loads(pickle.dumps(index))
     assert copy == index
     assert copy.instance(sop(1)).path == tmp_path / "a.dcm"
+
+
+def _media_of(folder: Path, out: Path) -> Path:
+    """A DICOM file-set of the files of ``folder`` written by pydicom's FileSet: ``out/DICOMDIR``
+    and ``out/PT000000/ST000000/SE000000/IM000000``, ...  (the oracle of its references)."""
+    fileset = FileSet()
+    for path in sorted(folder.rglob("*.dcm")):
+        fileset.add(path)
+    fileset.write(out)
+    return out
+
+
+def _missing_files(root: Path) -> list[Problem]:
+    return [p for p in scan(root).problems if p.kind.startswith("dicomdir-")]
+
+
+def test_realdata_dicomdir_resolves_from_its_own_folder(realdata: Path, tmp_path: Path) -> None:
+    media = _media_of(realdata / "13_pydicom_dicomdir_series", tmp_path / "media")
+    index = scan(media)
+    assert index.layout == "dicomdir" and index.summary()["instances"] == 19
+    assert _missing_files(media) == []
+
+
+@pytest.mark.parametrize("layout", ["dirfile-below-files", "dirfile-above-files"])
+def test_realdata_philips_dirfile_moved_from_its_files(
+    realdata: Path, tmp_path: Path, layout: str
+) -> None:
+    """Philips exports name the DICOMDIR DIRFILE and keep it in DICOM/ beside the patient
+    folders, or above a DICOM/ folder holding them: no file is reported missing, and a file
+    deleted afterwards is."""
+    media = _media_of(realdata / "13_pydicom_dicomdir_series", tmp_path / "media")
+    export = tmp_path / "export"
+    export.mkdir()
+    if layout == "dirfile-below-files":
+        shutil.move(media / "PT000000", export / "PT000000")
+        (export / "DICOM").mkdir()
+        shutil.move(media / "DICOMDIR", export / "DICOM" / "DIRFILE")
+        files = export
+    else:
+        (export / "DICOM").mkdir()
+        shutil.move(media / "PT000000", export / "DICOM" / "pt000000")  # and a change of case
+        shutil.move(media / "DICOMDIR", export / "DIRFILE")
+        files = export / "DICOM"
+    index = scan(export)
+    assert len(index.dicomdirs) == 1 and index.summary()["instances"] == 19
+    assert _missing_files(export) == []
+
+    removed = next(files.rglob("IM000003"))
+    removed.unlink()
+    problems = _missing_files(export)
+    assert [p.kind for p in problems] == ["dicomdir-missing-file"]
+    assert problems[0].path is not None and str(problems[0].path).lower() == str(removed).lower()
+    assert "IM000003" in problems[0].message and "does not exist" in problems[0].message

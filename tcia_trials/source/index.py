@@ -45,6 +45,8 @@ from tcia_trials.source.metadata_csv import (
 __all__ = ["Index", "Instance", "Problem", "Series", "Study", "scan"]
 
 _DIRECTORY_STORAGE = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage (DICOMDIR)
+# Names of directory files without file meta (Philips exports call it DIRFILE).
+_DICOMDIR_NAMES = ("DICOMDIR", "DIRFILE")
 _CTP_CREATOR = Tag(0x0013, 0x0010)
 _CTP_PROJECT = Tag(0x0013, 0x1010)
 # Every attribute the index needs sits at or before (0028,0008) NumberOfFrames; reading stops
@@ -95,6 +97,7 @@ class Series:
     collection: str | None  # see the module docstring for the precedence
     instances: list[Instance]
     expected_instances: int | None  # "Number of Images" of the metadata table, when present
+    trial_protocol_id: str | None = None  # ClinicalTrialProtocolID (0012,0020)
 
     @property
     def paths(self) -> list[Path]:
@@ -348,7 +351,7 @@ def _read_one(path: str) -> _Header | _Skip | _DicomDir:
     meta = getattr(ds, "file_meta", None)
     media_class = _ascii(meta, 0x00020002) if meta is not None else ""
     if media_class == _DIRECTORY_STORAGE or (
-        not media_class and os.path.basename(path) == "DICOMDIR"
+        not media_class and os.path.basename(path).upper() in _DICOMDIR_NAMES
     ):
         return _read_dicomdir(path, ds)
 
@@ -718,6 +721,7 @@ def _build_series(
                 collection=collection,
                 instances=instances,
                 expected_instances=row.number_of_images if row is not None else None,
+                trial_protocol_id=_first(h.trial_protocol_id for h in group),
             )
         )
     out.sort(
@@ -856,12 +860,60 @@ def _check_missing(
     return problems
 
 
-def _check_dicomdirs(
-    dicomdirs: Sequence[_DicomDir], files: Sequence[Path], headers: Sequence[_Header]
-) -> list[Problem]:
-    """Files referenced by a DICOMDIR that are missing or hold another instance."""
+def _file_finder(files: Sequence[Path]) -> Callable[[Path], str | None]:
+    """``find(path)``: the indexed file at ``path``, matched exactly, else ignoring case (ISO 9660
+    media and Windows copies change the case of names), or None."""
     exact = {str(p) for p in files}
-    folded = {str(p).lower(): str(p) for p in files}  # ISO 9660 names may have changed case
+    folded = {str(p).lower(): str(p) for p in files}
+
+    def find(path: Path) -> str | None:
+        name = str(path)
+        return name if name in exact else folded.get(name.lower())
+
+    return find
+
+
+def _dicomdir_base(
+    d: _DicomDir, root: Path, files: Sequence[Path], find: Callable[[Path], str | None]
+) -> Path:
+    """The folder a DICOMDIR's ReferencedFileIDs are relative to.
+
+    The standard (PS3.10) makes them relative to the file-set root, the folder holding the
+    DICOMDIR, and that folder is kept whenever every reference resolves there.  Copies of media move the
+    directory file (Philips exports name it DIRFILE and put it in DICOM/ beside the files, or
+    the reverse): then the folder above it (up to ``root``) or the subfolder below it under which
+    the most references resolve is taken, the DICOMDIR's own folder winning ties.
+    """
+    folder = Path(d.path).parent
+
+    def resolved(base: Path) -> int:
+        return sum(find(base.joinpath(*parts)) is not None for parts, _ in d.references)
+
+    best, best_count = folder, resolved(folder)
+    if best_count == len(d.references):
+        return folder
+    above = [p for p in folder.parents if p == root or root in p.parents]
+    prefix = str(folder) + os.sep
+    below = sorted(
+        {
+            folder / str(f)[len(prefix) :].split(os.sep, 1)[0]
+            for f in files
+            if str(f).startswith(prefix) and os.sep in str(f)[len(prefix) :]
+        }
+    )
+    for base in (*above, *below):
+        count = resolved(base)
+        if count > best_count:
+            best, best_count = base, count
+    return best
+
+
+def _check_dicomdirs(
+    dicomdirs: Sequence[_DicomDir], files: Sequence[Path], headers: Sequence[_Header], root: Path
+) -> list[Problem]:
+    """Files referenced by a DICOMDIR that are missing or hold another instance (references are
+    resolved as :func:`_dicomdir_base` says)."""
+    find = _file_finder(files)
     header_by_path = {h.path: h for h in headers}
     problems: list[Problem] = []
     for d in dicomdirs:
@@ -875,18 +927,17 @@ def _check_dicomdirs(
                 )
             )
             continue
-        folder = Path(d.path).parent
+        base = _dicomdir_base(d, root, files, find)
+        moved = "" if base == Path(d.path).parent else f" (references resolved from {base})"
         for parts, sop in d.references:
-            target = folder.joinpath(*parts)
-            name: str | None = str(target)
-            if name not in exact:
-                name = folded.get(str(target).lower())
+            target = base.joinpath(*parts)
+            name = find(target)
             if name is None:
                 problems.append(
                     Problem(
                         "dicomdir-missing-file",
                         f"{d.path} references {'/'.join(parts)} (SOPInstanceUID {sop or '?'}), "
-                        f"but {target} does not exist",
+                        f"but {target} does not exist{moved}",
                         target,
                     )
                 )
@@ -897,7 +948,7 @@ def _check_dicomdirs(
                     Problem(
                         "dicomdir-mismatch",
                         f"{d.path} references {'/'.join(parts)} as SOPInstanceUID {sop}, but "
-                        f"{name} holds {h.sop_instance_uid}",
+                        f"{name} holds {h.sop_instance_uid}{moved}",
                         Path(name),
                         h.series_uid,
                     )
@@ -1006,7 +1057,7 @@ def scan(
     studies = {st.study_uid: st for st in _build_studies(series, unique, problems)}
     problems.extend(_check_counts(series, rows, row_table, skipped))
     problems.extend(_check_missing(series, rows, row_table, files, root))
-    problems.extend(_check_dicomdirs(dicomdirs, files, headers))
+    problems.extend(_check_dicomdirs(dicomdirs, files, headers, base))
 
     index = Index(
         root=root,
