@@ -77,6 +77,7 @@ def build(
     strict: bool = False,
     progress: Progress | None = None,
     tfds_file_format: str = "tfrecord",
+    stacks: str | None = None,
 ) -> BuildResult:
     """Build a dataset from a download.
 
@@ -110,6 +111,10 @@ def build(
         Called as ``progress(stage, done, total)`` for the stages of :data:`STAGES`.
     tfds_file_format:
         "tfrecord" (needs TensorFlow) or "array_record" (random access, no TensorFlow).
+    stacks:
+        How image series holding several stacks (multi-b-value DWI, DCE phases, echoes) become
+        examples: "single", "each", "index:N" or e.g. "b_value=800"
+        (:class:`~tcia_trials.spec.StackPolicy`); default: the builder's ``TrialSpec.stacks``.
 
     The output appears only when complete: every config is written to staging folders and
     swapped in at the end, under an :data:`INCOMPLETE` marker; an interrupted or failed build
@@ -117,6 +122,8 @@ def build(
     """
     started = time.perf_counter()
     spec = builder(name)
+    if stacks is not None:
+        spec = dataclasses.replace(spec, stacks=stacks)  # validated, and shown in the card
     formats = tuple(formats)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:

@@ -114,6 +114,12 @@ def synth(
     is_flag=True,
     help="Fail, writing nothing, when the conversion report has any warning or skip.",
 )
+@click.option(
+    "--stacks",
+    help="How series holding several stacks (multi-b-value DWI, DCE phases, echoes) become "
+    "examples: single (skip them), each (one example per stack), index:N, or a stack by its "
+    "feature, e.g. b_value=800.  Default: the builder's own (generic: single).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def build_command(
     name: str,
@@ -127,6 +133,7 @@ def build_command(
     patient_column: str | None,
     dataset_name: str | None,
     strict: bool,
+    stacks: str | None,
     quiet: bool,
 ) -> None:
     """Build the dataset NAME from a download into OUT/NAME.
@@ -161,6 +168,7 @@ def build_command(
             strict=strict,
             progress=bars,
             tfds_file_format=tfds_file_format,
+            stacks=stacks,
         )
     except (TciaTrialsError, ValueError, KeyError) as exc:
         bars.close()
