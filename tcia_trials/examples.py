@@ -241,12 +241,12 @@ def stacks_to_build(ctx: ExampleContext, series_uid: str) -> list[StackChoice]:
         ]
         if len(fits) == 1:
             return fits
-        found = f"{len(fits)} of its stacks have" if fits else "none of its stacks has"
+        found = f"{len(fits)} of its stacks have it" if fits else "none of its stacks has it"
     else:
         found = "it has no such stack"
     raise MultipleStacksError(
-        f"series {series_uid}: stack policy {str(policy)!r} chooses one stack, but {found} "
-        f"it; its {count} stacks: {_listing(series)}"
+        f"series {series_uid}: stack policy {str(policy)!r} chooses one stack, but {found}; "
+        f"its {count} stacks: {_listing(series)}"
     )
 
 
