@@ -233,12 +233,7 @@ def stacks_to_build(ctx: ExampleContext, series_uid: str) -> list[StackChoice]:
     if policy.mode == "index" and policy.index is not None and policy.index < count:
         return [choices[policy.index]]
     if policy.mode == "key":
-        fits = [
-            c
-            for c in choices
-            if c.descriptors.get(policy.key or "") is not None
-            and math.isclose(float(c.descriptors[policy.key or ""]), policy.value or 0.0)  # type: ignore[arg-type]
-        ]
+        fits = [c for c in choices if _matches(c.descriptors.get(str(policy.key)), policy.value)]
         if len(fits) == 1:
             return fits
         found = f"{len(fits)} of its stacks have it" if fits else "none of its stacks has it"
@@ -248,6 +243,11 @@ def stacks_to_build(ctx: ExampleContext, series_uid: str) -> list[StackChoice]:
         f"series {series_uid}: stack policy {str(policy)!r} chooses one stack, but {found}; "
         f"its {count} stacks: {_listing(series)}"
     )
+
+
+def _matches(value: float | int | None, wanted: float | None) -> bool:
+    """A stack feature equals a policy's number (relative tolerance 1e-6: binary FD values)."""
+    return value is not None and wanted is not None and math.isclose(value, wanted, rel_tol=1e-6)
 
 
 def read_series(

@@ -21,6 +21,7 @@ from tcia_trials.schema import config_fields, stack_fields
 from tcia_trials.source.volume import read_stacks
 from tcia_trials.spec import StackPolicy
 from tcia_trials.synthetic.dwi import write_dwi_study
+from tcia_trials.verify import verify
 
 IMAGE_CONFIGS = ("volume", "lesion_patches", "slices_2d")
 
@@ -159,6 +160,13 @@ def test_each_gives_unique_keys_per_stack(built_each):
     assert len(slice_keys) == n * slices
 
 
+def test_verify_rereads_each_stack(built_each):
+    _, result = built_each
+    checked = verify(result.out, sample=4)
+    assert not checked.errors
+    assert any("4 volume example(s) equal the series re-read" in line for line in checked.checked)
+
+
 @pytest.mark.parametrize(("stacks", "b_value"), [("b_value=800", 800.0), ("index:1", 100.0)])
 def test_a_chosen_stack_gives_one_example(dwi, tmp_path, stacks, b_value):
     truth, root = dwi
@@ -204,6 +212,27 @@ def test_single_stack_series_keep_their_keys_under_each(tmp_path):
         assert (int(b["stack_index"]), int(b["stack_count"]), str(b["stack_key"])) == (0, 1, "")
         np.testing.assert_array_equal(a["image"], b["image"])
         np.testing.assert_array_equal(a["mask"], b["mask"])
+
+
+def test_tfds_build_with_stacks_holds_the_same_stacks(dwi, tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    truth, root = dwi
+    result = build(
+        "generic",
+        root / "source",
+        tmp_path,
+        stacks="each",
+        config="volume",
+        formats=("hf", "tfds"),
+        tfds_file_format="array_record",
+    )
+    assert result.tfds == result.configs == {"volume": {"train": len(truth.b_values)}}
+    source = tfds.builder("generic/volume", data_dir=str(tmp_path)).as_data_source(split="train")
+    for row in (source[n] for n in range(len(source))):
+        b_value = float(row["b_value"])
+        assert row["b_value_present"] and not row["temporal_index_present"]
+        assert row["stack_key"].decode() == f"DiffusionBValue={b_value}"
+        np.testing.assert_array_equal(row["image"], truth.images[b_value])
 
 
 def test_cli_stacks_option(dwi, tmp_path):
