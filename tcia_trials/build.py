@@ -81,6 +81,7 @@ def build(
     license: str | None = None,
     license_url: str | None = None,
     citation: str | PathLike[str] | None = None,
+    stacks: str | None = None,
 ) -> BuildResult:
     """Build a dataset from a download.
 
@@ -123,6 +124,10 @@ def build(
         of :data:`~tcia_trials.spec.KNOWN_LICENSES`, or any name with its URL) and its citation
         (BibTeX text or a ``.bib`` file, one entry with title and DOI per dataset).  They reach
         the card, its YAML header and the TFDS metadata.
+    stacks:
+        How image series holding several stacks (multi-b-value DWI, DCE phases, echoes) become
+        examples: "single", "each", "index:N" or e.g. "b_value=800"
+        (:class:`~tcia_trials.spec.StackPolicy`); default: the builder's ``TrialSpec.stacks``.
 
     The output appears only when complete: every config is written to staging folders and
     swapped in at the end, under an :data:`INCOMPLETE` marker; an interrupted or failed build
@@ -133,6 +138,8 @@ def build(
     check_collection = bool(spec.sources) and not allow_collection_mismatch
     if license is not None or license_url is not None or citation is not None:
         spec = _with_user_sources(spec, dataset_name, license, license_url, citation)
+    if stacks is not None:
+        spec = dataclasses.replace(spec, stacks=stacks)  # validated, and shown in the card
     formats = tuple(formats)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:

@@ -521,6 +521,7 @@ def _features(
             image_dtype=_image_dtype(records) if records else SPEC_IMAGE_DTYPE,
             patch_shape=patches or (1, 1, 1),
             clinical=dict(clinical),
+            stacks=spec.stack_policy.has_stack_fields,
         )
         shown = [f for f in fields if f.name not in _LESION_NAMES]
         rows = _rows(shown)

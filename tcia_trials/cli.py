@@ -135,6 +135,12 @@ def synth(
     is_flag=True,
     help="Fail, writing nothing, when the conversion report has any warning or skip.",
 )
+@click.option(
+    "--stacks",
+    help="How series holding several stacks (multi-b-value DWI, DCE phases, echoes) become "
+    "examples: single (skip them), each (one example per stack), index:N, or a stack by its "
+    "feature, e.g. b_value=800.  Default: the builder's own (generic: single).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def build_command(
     name: str,
@@ -152,6 +158,7 @@ def build_command(
     license_url: str | None,
     citation: str | None,
     strict: bool,
+    stacks: str | None,
     quiet: bool,
 ) -> None:
     """Build the dataset NAME from a download into OUT/NAME.
@@ -191,6 +198,7 @@ def build_command(
                 license=license_name,
                 license_url=license_url,
                 citation=citation,
+                stacks=stacks,
             )
     except (TciaTrialsError, ValueError, KeyError) as exc:
         bars.close()

@@ -8,6 +8,7 @@ Images are read one series at a time, so memory stays bounded by the largest ser
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tcia_trials.errors import TciaTrialsError
+from tcia_trials.errors import MultipleStacksError, TciaTrialsError
+from tcia_trials.schema import STACKED_CONFIGS
 from tcia_trials.source import geometry
 from tcia_trials.source.annotations import (
     AnnotationLinks,
@@ -25,8 +27,8 @@ from tcia_trials.source.annotations import (
 )
 from tcia_trials.source.index import Index
 from tcia_trials.source.lesions import Lesion
-from tcia_trials.source.volume import Volume, read_volume
-from tcia_trials.spec import AnnotationRules, LabelSpec
+from tcia_trials.source.volume import SeriesStacks, Volume, read_stacks
+from tcia_trials.spec import AnnotationRules, LabelSpec, StackPolicy
 
 Example = dict[str, object]
 
@@ -77,9 +79,13 @@ class ExampleContext:
     patch_shape: tuple[int, int, int] = (32, 64, 64)
     slices_per_lesion: int | None = 1  # slices_2d: None = every slice holding the lesion
     window_presets: tuple = ()  # slices_2d: the builder's WindowPresets
+    stacks: StackPolicy = field(default_factory=StackPolicy)  # multi-stack series -> examples
     skips: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # config -> (what, why)
     notes: dict[str, SeriesNotes] = field(default_factory=dict)  # image series -> notes
-    _cached: tuple[str, tuple[Volume, Annotations]] | None = field(default=None, repr=False)
+    _cached: tuple[tuple[str, int | None], tuple[Volume, Annotations]] | None = field(
+        default=None, repr=False
+    )
+    _stacks: tuple[str, SeriesStacks] | None = field(default=None, repr=False)  # its headers
 
     def clinical(self, patient_id: str) -> dict[str, object] | None:
         if not self.clinical_columns:
@@ -174,25 +180,120 @@ Keyed = tuple[str, str, Example]  # (key, split, example)
 Skip = tuple[str, str]  # (what, why)
 
 
-def read_series(ctx: ExampleContext, series_uid: str) -> tuple[Volume, Annotations]:
-    """The series' volume and annotations, read once for all the configs of a build."""
-    if ctx._cached is not None and ctx._cached[0] == series_uid:
+@dataclass(frozen=True)
+class StackChoice:
+    """One stack of an image series that a build makes examples of, with its stack features
+    (:func:`tcia_trials.schema.stack_fields`)."""
+
+    index: int  # 0-based, as read_volume(..., stack=N) numbers it
+    count: int  # stacks in the series
+    label: str  # "" for a one-stack series
+    descriptors: Mapping[str, float | int | None]  # b_value, echo_time, ...
+
+    def key(self, series_uid: str) -> str:
+        """The key prefix of its examples: the series uid, plus ``/stack-N`` when it has
+        several stacks."""
+        return series_uid if self.count == 1 else f"{series_uid}/stack-{self.index}"
+
+    def values(self) -> Example:
+        """The stack features of its examples."""
+        return {
+            "stack_index": self.index,
+            "stack_count": self.count,
+            "stack_key": self.label,
+            **self.descriptors,
+        }
+
+
+def _series_stacks(ctx: ExampleContext, series_uid: str) -> SeriesStacks:
+    """The series' headers grouped into stacks, read once per series."""
+    if ctx._stacks is None or ctx._stacks[0] != series_uid:
+        ctx._stacks = None  # release the previous series' headers first
+        ctx._stacks = (series_uid, read_stacks(ctx.index, series_uid))
+    return ctx._stacks[1]
+
+
+def _listing(series: SeriesStacks) -> str:
+    return "; ".join(f"stack {n}: {s.describe()}" for n, s in enumerate(series.stacks))
+
+
+def stacks_to_build(ctx: ExampleContext, series_uid: str) -> list[StackChoice]:
+    """The stacks of an image series that ``ctx.stacks`` (a policy other than "single") builds.
+
+    Raises
+    ------
+    MultipleStacksError
+        The policy chooses one stack and the series has none or several that fit it.
+    """
+    series = _series_stacks(ctx, series_uid)
+    count = len(series.stacks)
+    choices = [
+        StackChoice(n, count, stack.label if count > 1 else "", stack.descriptors())
+        for n, stack in enumerate(series.stacks)
+    ]
+    policy = ctx.stacks
+    if count == 1 or policy.mode == "each":
+        return choices
+    if policy.mode == "index" and policy.index is not None and policy.index < count:
+        return [choices[policy.index]]
+    if policy.mode == "key":
+        fits = [c for c in choices if _matches(c.descriptors.get(str(policy.key)), policy.value)]
+        if len(fits) == 1:
+            return fits
+        found = f"{len(fits)} of its stacks have it" if fits else "none of its stacks has it"
+    else:
+        found = "it has no such stack"
+    raise MultipleStacksError(
+        f"series {series_uid}: stack policy {str(policy)!r} chooses one stack, but {found}; "
+        f"its {count} stacks: {_listing(series)}"
+    )
+
+
+def _matches(value: float | int | None, wanted: float | None) -> bool:
+    """A stack feature equals a policy's number (relative tolerance 1e-6: binary FD values)."""
+    return value is not None and wanted is not None and math.isclose(value, wanted, rel_tol=1e-6)
+
+
+def read_series(
+    ctx: ExampleContext, series_uid: str, stack: StackChoice | None = None
+) -> tuple[Volume, Annotations]:
+    """The volume of one stack of the series (``None``: the series, which must be a single
+    stack) and its annotations on it, read once for all the configs of a build."""
+    number = stack.index if stack is not None and stack.count > 1 else None
+    if ctx._cached is not None and ctx._cached[0] == (series_uid, number):
         return ctx._cached[1]
     ctx._cached = None  # release the previous series before reading the next
-    volume = read_volume(ctx.index, series_uid)
+    series = _series_stacks(ctx, series_uid)
+    if stack is None and len(series.stacks) > 1:
+        raise MultipleStacksError(
+            f"series {series_uid}: it holds {len(series.stacks)} stacks ({_listing(series)}); "
+            "build them with a stack policy: stacks='each' (--stacks each), one of them with "
+            "'index:N' or by its features, e.g. 'b_value=800' (or TrialSpec.stacks)"
+        )
+    volume = series.volume(number)
     annotations = read_annotations(
         ctx.index, series_uid, volume=volume, rules=ctx.rules, labels=ctx.labels, links=ctx.links
     )
-    ctx._cached = (series_uid, (volume, annotations))
+    ctx._cached = ((series_uid, number), (volume, annotations))
     ctx.notes.setdefault(series_uid, SeriesNotes()).add(annotations, volume)
     return volume, annotations
 
 
-def volume_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], list[Skip]]:
-    """One example per annotated image series: the whole volume, its lesion bit planes, lesions."""
-    volume, annotations = read_series(ctx, series_uid)
+def with_stack(example: Example, stack: StackChoice | None) -> Example:
+    """``example`` with the stack features of ``stack`` (unchanged when None)."""
+    if stack is not None:
+        example.update(stack.values())
+    return example
+
+
+def volume_examples(
+    ctx: ExampleContext, series_uid: str, stack: StackChoice | None = None
+) -> tuple[list[Keyed], list[Skip]]:
+    """One example per annotated image series (or per ``stack`` of it): the whole volume, its
+    lesion bit planes, lesions."""
+    volume, annotations = read_series(ctx, series_uid, stack)
     time_point = next((les.time_point for les in annotations.lesions if les.time_point), None)
-    example = id_values(ctx, series_uid, time_point)
+    example = with_stack(id_values(ctx, series_uid, time_point), stack)
     example.update(
         units=volume.units,
         image=cast_lossless(volume.array, ctx.image_dtype, series_uid),
@@ -205,7 +306,8 @@ def volume_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], 
         total_volume_ml=annotations.total_volume_ml,
     )
     patient = str(example["patient_id"])
-    return [(series_uid, ctx.split(patient), with_clinical(ctx, example, patient))], []
+    key = stack.key(series_uid) if stack is not None else series_uid
+    return [(key, ctx.split(patient), with_clinical(ctx, example, patient))], []
 
 
 def lesion_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], list[Skip]]:
@@ -246,25 +348,29 @@ def lesion_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], 
     return keyed, []
 
 
-def patch_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], list[Skip]]:
-    """One example per lesion: a fixed-size patch centred on its seed point (or, without a
-    seed, on the centre of its mask's bounding box), with the lesion's mask crop."""
-    volume, annotations = read_series(ctx, series_uid)
+def patch_examples(
+    ctx: ExampleContext, series_uid: str, stack: StackChoice | None = None
+) -> tuple[list[Keyed], list[Skip]]:
+    """One example per lesion (per ``stack`` of the series): a fixed-size patch centred on its
+    seed point (or, without a seed, on the centre of its mask's bounding box), with the
+    lesion's mask crop."""
+    volume, annotations = read_series(ctx, series_uid, stack)
     pad = PAD_VALUES.get(volume.modality, 0.0)
     patient = ctx.index.series[series_uid].patient_id
+    prefix = stack.key(series_uid) if stack is not None else series_uid
     keyed: list[Keyed] = []
     skips: list[Skip] = []
     for lesion in annotations.lesions:
         centre = _patch_centre(lesion)
         if centre is None:
             skips.append(
-                (f"{series_uid}/{lesion.lesion_id}", "no seed point and no mask: no patch centre")
+                (f"{prefix}/{lesion.lesion_id}", "no seed point and no mask: no patch centre")
             )
             continue
         patch, start, valid = crop_patch(volume.array, centre, ctx.patch_shape, pad)
         mask = lesion.mask if lesion.mask is not None else np.zeros(volume.shape, dtype=bool)
         patch_mask, _, _ = crop_patch(mask, centre, ctx.patch_shape, False)
-        example = id_values(ctx, series_uid, lesion.time_point)
+        example = with_stack(id_values(ctx, series_uid, lesion.time_point), stack)
         example.update(
             units=volume.units,
             **lesion_record(lesion),
@@ -280,7 +386,7 @@ def patch_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], l
         )
         keyed.append(
             (
-                f"{series_uid}/{lesion.lesion_id}",
+                f"{prefix}/{lesion.lesion_id}",
                 ctx.split(patient),
                 with_clinical(ctx, example, patient),
             )
@@ -327,11 +433,17 @@ def clinical_examples(
         yield patient, ctx.split(patient), with_clinical(ctx, example, patient)
 
 
-def _slices_2d_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], list[Skip]]:
+def _slices_2d_examples(
+    ctx: ExampleContext, series_uid: str, stack: StackChoice | None = None
+) -> tuple[list[Keyed], list[Skip]]:
     from tcia_trials.slices import slice_examples  # slices builds on this module
 
     return slice_examples(
-        ctx, series_uid, slices_per_lesion=ctx.slices_per_lesion, presets=ctx.window_presets
+        ctx,
+        series_uid,
+        slices_per_lesion=ctx.slices_per_lesion,
+        presets=ctx.window_presets,
+        stack=stack,
     )
 
 
@@ -360,22 +472,71 @@ def _run(task: tuple[tuple[str, ...], str]) -> Results:
 
 
 def examples_of_series(ctx: ExampleContext, configs: tuple[str, ...], series_uid: str) -> Results:
-    """A series' examples for every config (its volume read once), or recorded skips naming
-    the series and the problem, with what reading it found (:class:`SeriesNotes`)."""
-    results = []
+    """A series' examples for every config (each stack's volume read once), or recorded skips
+    naming the series and the problem, with what reading it found (:class:`SeriesNotes`).
+
+    With a stack policy other than "single" (``ctx.stacks``), the :data:`STACKED_CONFIGS` make
+    examples of each stack the policy chooses (:func:`stacks_to_build`), stack by stack."""
+    made: dict[str, tuple[list[Keyed], list[Skip]]] = {config: ([], []) for config in configs}
     notes = ctx.notes.setdefault(series_uid, SeriesNotes())
+    stacked = ctx.stacks.has_stack_fields
     try:
         for config in configs:
-            try:
-                examples, skips = PER_SERIES[config](ctx, series_uid)
-            except TciaTrialsError as exc:
-                examples, skips = [], [(series_uid, str(exc))]
-                notes.failed[config] = str(exc)
-            notes.examples[config] = len(examples)
-            results.append((config, examples, skips))
+            if not (stacked and config in STACKED_CONFIGS):
+                _add(ctx, made, notes, config, series_uid, None)
+        per_stack = [c for c in configs if stacked and c in STACKED_CONFIGS]
+        for stack in _stacks_or_failure(ctx, made, notes, per_stack, series_uid):
+            for config in per_stack:
+                _add(ctx, made, notes, config, series_uid, stack)
     finally:
-        ctx._cached = None
+        ctx._cached = ctx._stacks = None
+    results = [(config, *made[config]) for config in configs]
     return series_uid, results, ctx.notes.pop(series_uid)
+
+
+def _stacks_or_failure(
+    ctx: ExampleContext,
+    made: dict[str, tuple[list[Keyed], list[Skip]]],
+    notes: SeriesNotes,
+    configs: list[str],
+    series_uid: str,
+) -> list[StackChoice]:
+    """The stacks to build for ``configs``, or none and a recorded failure of each config."""
+    if not configs:
+        return []
+    try:
+        return stacks_to_build(ctx, series_uid)
+    except TciaTrialsError as exc:
+        for config in configs:
+            made[config][1].append((series_uid, str(exc)))
+            notes.failed[config] = str(exc)
+            notes.examples[config] = 0
+        return []
+
+
+def _add(
+    ctx: ExampleContext,
+    made: dict[str, tuple[list[Keyed], list[Skip]]],
+    notes: SeriesNotes,
+    config: str,
+    series_uid: str,
+    stack: StackChoice | None,
+) -> None:
+    """Make one config's examples of the series (or of one stack of it) and note them."""
+    examples, skips = made[config]
+    try:
+        found, skipped = (
+            PER_SERIES[config](ctx, series_uid)
+            if stack is None
+            else PER_SERIES[config](ctx, series_uid, stack)  # type: ignore[call-arg]
+        )
+    except TciaTrialsError as exc:
+        what = series_uid if stack is None else stack.key(series_uid)
+        found, skipped = [], [(what, str(exc))]
+        notes.failed[config] = str(exc)
+    examples.extend(found)
+    skips.extend(skipped)
+    notes.examples[config] = len(examples)
 
 
 def iter_examples(

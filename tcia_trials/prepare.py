@@ -19,7 +19,7 @@ from tcia_trials.schema import Field, config_fields
 from tcia_trials.source.annotations import AnnotationLinks, link_annotations
 from tcia_trials.source.clinical import ClinicalTable, read_clinical_table
 from tcia_trials.source.index import Index, Series, scan
-from tcia_trials.spec import TrialSpec
+from tcia_trials.spec import StackPolicy, TrialSpec
 
 #: Patch size of ``lesion_patches`` when the spec gives none: (slices, rows, cols).
 DEFAULT_PATCH_SHAPE = (32, 64, 64)
@@ -49,6 +49,7 @@ class Prepared:
             image_dtype=self.ctx.image_dtype,
             patch_shape=self.ctx.patch_shape,
             clinical=self.clinical_types,
+            stacks=self.ctx.stacks.has_stack_fields,
         )
 
 
@@ -65,15 +66,18 @@ def prepare(
     clinical: str | PathLike[str] | None = None,
     patient_column: str | None = None,
     image_dtype: str | None = None,
+    stacks: str | None = None,
     on_scan: Callable[[int, int], None] | None = None,
     check_collection: bool = True,
 ) -> Prepared:
     """Index ``source``, link its annotations and read its clinical sheet for ``spec``.
 
     ``image_dtype`` fixes the image feature's dtype; by default it follows the download
-    (:func:`tcia_trials.examples.image_dtype_for`).  With ``check_collection``, a download of
-    another collection is refused (:func:`require_collection`).
+    (:func:`tcia_trials.examples.image_dtype_for`).  ``stacks`` (:class:`StackPolicy` text)
+    overrides the spec's stack policy.  With ``check_collection``, a download of another
+    collection is refused (:func:`require_collection`).
     """
+    policy = spec.stack_policy if stacks is None else StackPolicy.parse(stacks, owner="build")
     source = Path(source).expanduser()
     if not source.is_dir():
         raise DownloadLayoutError(
@@ -102,6 +106,7 @@ def prepare(
         clinical_columns=tuple(table.schema()) if table else (),
         image_dtype=image_dtype or ex.image_dtype_for(index, annotated),
         patch_shape=patch_shape(spec),
+        stacks=policy,
     )
     if "slices_2d" in spec.config_names:
         slices_config = spec.config("slices_2d")

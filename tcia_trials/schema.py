@@ -76,6 +76,36 @@ def units_field() -> Field:
     return Field("units", "string", doc='"HU" (CT), "SUVbw" (PET), or "" (as stored, e.g. MR)')
 
 
+def stack_fields() -> tuple[Field, ...]:
+    """Which stack of its series an example comes from (builds with a stack policy other than
+    "single"; see :class:`~tcia_trials.spec.StackPolicy`)."""
+    return (
+        Field(
+            "stack_index",
+            "int32",
+            doc="0-based stack of the series (read_volume(..., stack=N)); 0 for a one-stack series",
+        ),
+        Field("stack_count", "int32", doc="stacks in the series (1 for an ordinary series)"),
+        Field(
+            "stack_key",
+            "string",
+            doc='what sets the stack apart, e.g. "DiffusionBValue=800"; "" for a one-stack series',
+        ),
+        Field("b_value", "float64", nullable=True, unit="s/mm2", doc="DiffusionBValue"),
+        Field(
+            "echo_time", "float64", nullable=True, unit="ms", doc="EffectiveEchoTime or EchoTime"
+        ),
+        Field("echo_number", "int32", nullable=True, doc="EchoNumbers"),
+        Field(
+            "temporal_index",
+            "int32",
+            nullable=True,
+            doc="TemporalPositionIdentifier or TemporalPositionIndex (1-based)",
+        ),
+        Field("trigger_time", "float64", nullable=True, unit="ms", doc="TriggerTime"),
+    )
+
+
 def _geometry() -> tuple[Field, ...]:
     return (
         Field(
@@ -179,10 +209,32 @@ def clinical_field(types: dict[str, str]) -> Field | None:
     )
 
 
+#: Configs whose examples are made from image voxels, one stack of a series at a time.
+STACKED_CONFIGS = ("volume", "lesion_patches", "slices_2d")
+
+
 def config_fields(
+    config: str,
+    *,
+    image_dtype: str,
+    patch_shape: tuple[int, int, int],
+    clinical: dict[str, str],
+    stacks: bool = False,
+) -> tuple[Field, ...]:
+    """The fields of one builder config; ``stacks`` adds :func:`stack_fields` after the
+    identifiers of the :data:`STACKED_CONFIGS`."""
+    fields = _config_fields(
+        config, image_dtype=image_dtype, patch_shape=patch_shape, clinical=clinical
+    )
+    if not stacks or config not in STACKED_CONFIGS:
+        return fields
+    ids = len(id_fields())
+    return (*fields[:ids], *stack_fields(), *fields[ids:])
+
+
+def _config_fields(
     config: str, *, image_dtype: str, patch_shape: tuple[int, int, int], clinical: dict[str, str]
 ) -> tuple[Field, ...]:
-    """The fields of one builder config."""
     extra = tuple(f for f in (clinical_field(clinical),) if f is not None)
     if config == "volume":
         return (

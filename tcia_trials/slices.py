@@ -18,7 +18,8 @@ Which slices (``slices_per_lesion``, the config's ``ConfigSpec.slices_per_lesion
   only its centre slice;
 - ``None`` gives every slice that holds voxels of the lesion (and the centre slice).
 
-Slices of one lesion come in increasing ``k``; keys are ``f"{series_uid}/{lesion_id}/{k}"``.
+Slices of one lesion come in increasing ``k``; keys are ``f"{series_uid}/{lesion_id}/{k}"``
+(``f"{series_uid}/stack-{n}/{lesion_id}/{k}"`` for stack ``n`` of a multi-stack series).
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from tcia_trials.examples import (
     ExampleContext,
     Keyed,
     Skip,
+    StackChoice,
     cast_lossless,
     id_values,
     lesion_record,
     read_series,
     with_clinical,
+    with_stack,
 )
 from tcia_trials.schema import (
     IMAGE_UNIT,
@@ -288,15 +291,18 @@ def slice_examples(
     *,
     slices_per_lesion: int | None = 1,
     presets: Sequence[WindowPreset] = (),
+    stack: StackChoice | None = None,
 ) -> tuple[list[Keyed], list[Skip]]:
-    """The ``slices_2d`` examples of one annotated image series (see the module docstring).
+    """The ``slices_2d`` examples of one annotated image series, or of one ``stack`` of it
+    (see the module docstring).
 
     ``slices_per_lesion`` is the config's ``ConfigSpec.slices_per_lesion`` (None: every slice
     holding lesion voxels) and ``presets`` its ``window_presets`` (see :func:`window_for`).
     """
     if slices_per_lesion is not None and slices_per_lesion < 1:
         raise ValueError(f"slices_per_lesion must be >= 1 or None, got {slices_per_lesion}")
-    volume, annotations = read_series(ctx, series_uid)
+    volume, annotations = read_series(ctx, series_uid, stack)
+    prefix = stack.key(series_uid) if stack is not None else series_uid
     lesions = annotations.lesions
     n_slices, rows, cols = volume.shape
     patient = ctx.index.series[series_uid].patient_id
@@ -314,7 +320,7 @@ def slice_examples(
                 if lesion.seed_voxel is not None
                 else "no seed point and no mask: no slice"
             )
-            skips.append((f"{series_uid}/{lesion.lesion_id}", why))
+            skips.append((f"{prefix}/{lesion.lesion_id}", why))
             continue
         record = lesion_record(lesion)
         seed = (
@@ -342,7 +348,7 @@ def slice_examples(
                 others,
                 seed[1:] if seed is not None and seed[0] == k else None,
             )
-            example = id_values(ctx, series_uid, lesion.time_point)
+            example = with_stack(id_values(ctx, series_uid, lesion.time_point), stack)
             example.update(
                 units=volume.units,
                 slice_index=k,
@@ -364,7 +370,7 @@ def slice_examples(
             )
             keyed.append(
                 (
-                    f"{series_uid}/{lesion.lesion_id}/{k}",
+                    f"{prefix}/{lesion.lesion_id}/{k}",
                     split,
                     with_clinical(ctx, example, patient),
                 )

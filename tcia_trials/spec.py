@@ -10,6 +10,7 @@ the value received and the value expected.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -857,6 +858,69 @@ class SplitSpec:
         return "test"
 
 
+#: What a stack of a multi-stack series can be chosen by (``"b_value=800"``): the typed stack
+#: features of the examples (:data:`tcia_trials.source.frames.STACK_DESCRIPTORS`).
+STACK_CHOICE_KEYS = ("b_value", "echo_time", "echo_number", "temporal_index", "trigger_time")
+_STACK_POLICY_FORMS = (
+    '"single", "each", "index:N" (N >= 0) or "<key>=<number>" with key one of '
+    + ", ".join(STACK_CHOICE_KEYS)
+)
+
+
+@dataclass(frozen=True)
+class StackPolicy:
+    """How an image series holding several stacks (time points, b-values, echoes, ...) becomes
+    examples of the image configs (``volume``, ``lesion_patches``, ``slices_2d``).
+
+    Written as text (``TrialSpec.stacks``, ``tt.build(stacks=...)``, ``--stacks``):
+
+    - ``"single"``: only single-stack series are built; a multi-stack series is a recorded skip
+      naming its stacks (the examples carry no stack features);
+    - ``"each"``: one example (set) per stack;
+    - ``"index:N"``: the stack ``N`` (0-based, in the order ``read_volume`` lists them);
+    - ``"<key>=<number>"``: the one stack whose feature ``key`` (:data:`STACK_CHOICE_KEYS`)
+      equals the number, e.g. ``"b_value=800"`` (s/mm2) or ``"temporal_index=2"``.
+
+    Single-stack series are built whole under every policy.
+    """
+
+    mode: str = "single"  # "single", "each", "index" or "key"
+    index: int | None = None
+    key: str | None = None
+    value: float | None = None
+
+    @classmethod
+    def parse(cls, text: str, *, owner: str = "StackPolicy") -> StackPolicy:
+        """The policy written as ``text`` (see the class docstring); a ValueError naming
+        ``owner.stacks`` otherwise."""
+        if not isinstance(text, str):
+            raise _fail(owner, "stacks", text, _STACK_POLICY_FORMS)
+        spelled = text.strip()
+        if spelled in ("single", "each"):
+            return cls(spelled)
+        name, sep, number = spelled.partition(":" if spelled.startswith("index:") else "=")
+        try:
+            if sep and name == "index" and number.strip().isdigit():
+                return cls("index", index=int(number))
+            if sep and name.strip() in STACK_CHOICE_KEYS and math.isfinite(float(number)):
+                return cls("key", key=name.strip(), value=float(number))
+        except ValueError:
+            pass
+        raise _fail(owner, "stacks", text, _STACK_POLICY_FORMS)
+
+    def __str__(self) -> str:
+        if self.mode == "index":
+            return f"index:{self.index}"
+        if self.mode == "key":
+            return f"{self.key}={self.value:g}"
+        return self.mode
+
+    @property
+    def has_stack_fields(self) -> bool:
+        """Whether examples carry the stack features (every policy but "single")."""
+        return self.mode != "single"
+
+
 # --------------------------------------------------------------------------------------------
 # The trial
 # --------------------------------------------------------------------------------------------
@@ -904,6 +968,10 @@ class TrialSpec:
         :class:`LabelSpec`: which series are labels.
     clinical:
         :class:`ClinicalSpec`.
+    stacks:
+        How series holding several stacks (multi-b-value DWI, DCE phases, echoes) become
+        examples, as :class:`StackPolicy` text: "single" (default: such series are recorded
+        skips), "each", "index:N" or e.g. "b_value=800".
     manual_download_instructions:
         Exact steps to get the data onto disk (NBIA / TCIA Data Retriever manifest or an
         ``idc download`` command) and where to put the folder.
@@ -928,9 +996,11 @@ class TrialSpec:
     labels: LabelSpec = LabelSpec()
     clinical: ClinicalSpec = ClinicalSpec()
     tags: tuple[str, ...] = ()
+    stacks: str = "single"
 
     def __post_init__(self) -> None:
         cls = "TrialSpec"
+        StackPolicy.parse(self.stacks, owner=cls)
         if not isinstance(self.name, str) or not _SNAKE.fullmatch(self.name):
             raise _fail(cls, "name", self.name, 'a snake_case module name ("eay131")')
         for field in ("title", "description", "manual_download_instructions"):
@@ -1054,6 +1124,11 @@ class TrialSpec:
             raise _fail(cls, "citation", sorted(cited), f"one BibTeX entry per source DOI {wanted}")
 
     # -- views ---------------------------------------------------------------------------------
+
+    @property
+    def stack_policy(self) -> StackPolicy:
+        """:attr:`stacks` parsed."""
+        return StackPolicy.parse(self.stacks)
 
     @property
     def config_names(self) -> tuple[str, ...]:

@@ -49,7 +49,7 @@ from tcia_trials.registry import builder as spec_of
 from tcia_trials.registry import list_builders
 from tcia_trials.schema import Field, config_fields
 from tcia_trials.source.annotations import read_lesions_without_images
-from tcia_trials.spec import TrialSpec
+from tcia_trials.spec import StackPolicy, TrialSpec
 
 F = tfds.features
 logger = logging.getLogger(__name__)
@@ -199,6 +199,9 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         user supplies (``tt.build``'s arguments of the same names).
     image_dtype:
         Fix the image dtype (default: :func:`static_image_dtype`).
+    stacks:
+        The stack policy of multi-stack series ("each", "index:N", "b_value=800", ...;
+        ``tt.build``'s argument of the same name; default: the spec's).
     num_proc:
         Worker processes reading series (the output is identical).
     """
@@ -212,6 +215,7 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         clinical: str | PathLike[str] | None = None,
         patient_column: str | None = None,
         image_dtype: str | None = None,
+        stacks: str | None = None,
         num_proc: int = 1,
         prepared: Prepared | None = None,
         **kwargs: Any,
@@ -220,6 +224,9 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         self._clinical = clinical
         self._patient_column = patient_column
         self._image_dtype = image_dtype
+        self._stacks = (
+            self.SPEC.stack_policy if stacks is None else StackPolicy.parse(stacks, owner="tfds")
+        )
         self._num_proc = num_proc
         self._prepared = prepared
         self._use_beam = False
@@ -249,6 +256,7 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             image_dtype=self._image_dtype or static_image_dtype(self.SPEC),
             patch_shape=patch_shape(self.SPEC),
             clinical=types,
+            stacks=self._stacks.has_stack_fields,
         )
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -281,6 +289,7 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             clinical=self._clinical,
             patient_column=self._patient_column,
             image_dtype=self._image_dtype or static_image_dtype(self.SPEC),
+            stacks=str(self._stacks),
         )
         fields = prepared.fields(config)
         if fields != self.neutral_fields():

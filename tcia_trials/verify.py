@@ -264,8 +264,12 @@ def _compare(table, row: int, index: Index, links: AnnotationLinks, spec: TrialS
     where = f"volume example {uid} ({table.column('patient_id')[row].as_py()})"
     if uid not in index.series:
         return [f"{where}: the series is not in the source {index.root}"]
+    stack = None
+    if "stack_count" in table.column_names and table.column("stack_count")[row].as_py() > 1:
+        stack = table.column("stack_index")[row].as_py()  # one stack of a multi-stack series
+        where = f"volume example {uid} stack {stack} ({table.column('patient_id')[row].as_py()})"
     try:
-        volume = read_volume(index, uid)
+        volume = read_volume(index, uid, stack=stack)
         annotations = read_annotations(
             index, uid, volume=volume, rules=spec.annotation_rules, labels=spec.labels, links=links
         )

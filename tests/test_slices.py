@@ -284,7 +284,7 @@ def test_lesion_without_seed_and_mask_is_skipped(ctx, reads, monkeypatch):
     volume, ann, default, _ = reads[uid]
     ghost = Lesion("GHOST - 1", "GHOST - 1")
     patched = dataclasses.replace(ann, lesions=(*ann.lesions, ghost))
-    monkeypatch.setattr(slices, "read_series", lambda _ctx, _uid: (volume, patched))
+    monkeypatch.setattr(slices, "read_series", lambda _ctx, _uid, _stack=None: (volume, patched))
     keyed, skips = slice_examples(ctx, uid)
     assert len(keyed) == len(default)
     assert skips == [(f"{uid}/GHOST - 1", "no seed point and no mask: no slice")]

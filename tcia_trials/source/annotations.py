@@ -512,11 +512,31 @@ def _reading_of_series(
     for path in series.paths:
         if series.modality == "SEG" and volume is not None:  # one parse: document and masks
             on_grid = seg_masks_on_volume(path, volume, threshold=threshold)
-            reading.add(_seg_pieces(on_grid.document, labeler, volume, threshold, on_grid))
-            continue
-        document = _read_document(series.modality, path, header=header_for)
-        reading.add(_pieces(document, labeler, volume, threshold))
+            found = _seg_pieces(on_grid.document, labeler, volume, threshold, on_grid)
+            document: Document = on_grid.document
+        else:
+            document = _read_document(series.modality, path, header=header_for)
+            found = _pieces(document, labeler, volume, threshold)
+        flag = _other_stack_flag(document, volume)
+        for piece in found.pieces:
+            piece.flags.extend(flag)
+        reading.add(found)
     return reading
+
+
+def _other_stack_flag(document: Document, volume: Volume | None) -> list[str]:
+    """``other-stack`` when ``volume`` is one stack of a multi-stack series and the annotation
+    references only instances outside it: it was drawn on another stack of the series and is
+    placed on this one by its patient-space geometry."""
+    referenced = set(getattr(document, "referenced_sop_instance_uids", ()))
+    if volume is None or not volume.stack or not referenced:
+        return []
+    if referenced & set(volume.sop_instance_uids):
+        return []
+    return [
+        f"other-stack: the annotation references instances of another stack of series "
+        f"{volume.series_uid}; placed on its stack {volume.stack!r} by patient-space geometry"
+    ]
 
 
 def _pieces(

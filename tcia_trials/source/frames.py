@@ -33,6 +33,19 @@ STACK_KEYS = (
     "AcquisitionTime",
 )
 
+#: Typed descriptors of a stack: feature name -> (attributes tried in order, type).  A stack has
+#: a descriptor when all its frames share the attribute's value: DiffusionBValue in s/mm2,
+#: echo and trigger times in ms, 1-based echo and temporal position numbers.
+STACK_DESCRIPTORS: dict[str, tuple[tuple[str, ...], type]] = {
+    "b_value": (("DiffusionBValue",), float),
+    "echo_time": (("EffectiveEchoTime", "EchoTime"), float),
+    "echo_number": (("EchoNumbers",), int),
+    "temporal_index": (("TemporalPositionIdentifier", "TemporalPositionIndex"), int),
+    "trigger_time": (("TriggerTime",), float),
+}
+#: Single-frame attributes read for :data:`STACK_DESCRIPTORS` only (never used to split).
+_DESCRIPTIVE_KEYS = ("EchoTime",)
+
 _PER_FRAME_GROUPS = 0x52009230
 _SHARED_GROUPS = 0x52009229
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "SH", "TM", "UI"})
@@ -105,7 +118,7 @@ def frames_from_header(path: Path, ds: Dataset, pixel_format: PixelFormat) -> li
         )
     slope, intercept, has_rescale = _rescale(ds)
     keys = {}
-    for keyword in STACK_KEYS:
+    for keyword in (*STACK_KEYS, *_DESCRIPTIVE_KEYS):
         values = header_strings(ds, keyword)
         if values:
             keys[keyword] = values[0] if len(values) == 1 else tuple(values)
@@ -305,6 +318,30 @@ class Stack:
 
     def describe(self) -> str:
         return f"{self.label} ({len(self.frames)} frames)"
+
+    def descriptors(self) -> dict[str, float | int | None]:
+        """The stack's :data:`STACK_DESCRIPTORS` (None where frames lack or differ in them)."""
+        return {
+            name: _shared_value(self.frames, keywords, kind)
+            for name, (keywords, kind) in STACK_DESCRIPTORS.items()
+        }
+
+
+def _shared_value(
+    frames: Sequence[Frame], keywords: tuple[str, ...], kind: type
+) -> float | int | None:
+    """The first of ``keywords`` that every frame holds with one numeric value, as ``kind``."""
+    for keyword in keywords:
+        values = {f.keys.get(keyword) for f in frames}
+        if len(values) != 1 or None in values:
+            continue
+        try:
+            number = float(values.pop())  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(number) and (kind is float or number.is_integer()):
+            return kind(number)
+    return None
 
 
 def split_stacks(frames: Sequence[Frame], *, source: str) -> list[Stack]:

@@ -159,6 +159,43 @@ def read_volume(
     SuvError
         PET tags needed for SUVbw are missing (the message names the tag).
     """
+    return read_stacks(source, series_uid).volume(stack, pet_units=pet_units)
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesStacks:
+    """An image series' frames grouped into stacks, its headers read once; any stack can then
+    be read as a :class:`Volume` (:meth:`volume`) without reading the headers again.
+
+    Attributes
+    ----------
+    name:
+        The series as error messages name it.
+    stacks:
+        The stacks, in the order ``read_volume(..., stack=N)`` numbers them (one for an ordinary
+        series).
+    """
+
+    name: str
+    stacks: tuple[Stack, ...]
+    headers: dict[Path, Dataset] = field(repr=False)
+    warnings: tuple[str, ...] = ()
+
+    def volume(self, stack: int | None = None, *, pet_units: str = "SUVbw") -> Volume:
+        """Stack ``stack`` as a :class:`Volume` (see :func:`read_volume`)."""
+        chosen = _choose_stack(list(self.stacks), stack, self.name)
+        return _assemble(chosen, self.headers, self.name, pet_units, self.warnings)
+
+
+def read_stacks(
+    source: Index | Sequence[str | PathLike[str]] | str | PathLike[str],
+    series_uid: str | None = None,
+) -> SeriesStacks:
+    """Read the headers of one image series and group its frames into stacks (no pixel data).
+
+    ``source`` and ``series_uid`` are those of :func:`read_volume`, and so are the errors; a
+    series holding several stacks is not one here (:meth:`SeriesStacks.volume` asks which).
+    """
     paths, name = _resolve_paths(source, series_uid)
     headers: dict[Path, Dataset] = {}
     frames: list[Frame] = []
@@ -180,8 +217,7 @@ def read_volume(
             f"{name}: the files hold {len(series_uids)} series ({', '.join(series_uids)}); "
             "read one series at a time"
         )
-    chosen = _choose_stack(split_stacks(frames, source=name), stack, name)
-    return _assemble(chosen, headers, name, pet_units, tuple(warnings))
+    return SeriesStacks(name, tuple(split_stacks(frames, source=name)), headers, tuple(warnings))
 
 
 def _resolve_paths(source: object, series_uid: str | None) -> tuple[list[Path], str]:
