@@ -11,9 +11,8 @@ so a rebuild from the same download writes the same bytes) and ``report.md`` (fo
   ignored annotation metadata CSVs, annotation series without their images (unless only
   configs that need no images were built and the series gave lesion rows), series or examples
   that failed, annotation series that gave nothing, volume warnings, imaged patients without a
-  clinical row).  Lesion quality
-  flags, series that are not labels of the collection, image series without annotations and
-  non-DICOM files are reported but are not warnings.
+  clinical row).  Lesion quality flags, series that are not labels of the collection, image
+  series without annotations and non-DICOM files are reported but are not warnings.
 """
 
 from __future__ import annotations
