@@ -159,6 +159,7 @@ def build(
         patient_column=patient_column,
         on_scan=lambda done, total: progress("scan", done, total),
         check_collection=check_collection,
+        configs=configs,
     )
     links, table = prepared.links, prepared.table
     target = Path(out).expanduser() / (dataset_name or spec.name)
@@ -216,25 +217,26 @@ def _write_hf(
 ) -> None:
     """The HuggingFace dataset: every series read once for all configs, committed at the end."""
     spec, ctx = prepared.spec, prepared.ctx
-    annotated, patients_with_images = prepared.annotated, prepared.patients_with_images
     fields = {name: prepared.fields(name) for name in configs}
     writers: dict[str, hf.ConfigWriter] = {}
     try:
         writers = {name: hf.ConfigWriter(target, name, fields[name]) for name in configs}
         per_series = tuple(name for name in configs if name != "clinical")
+        series = ctx.series_for(per_series)
         series_done = itertools.count(1)
-        progress("series", 0, len(annotated))
+        progress("series", 0, len(series))
         examples = ex.iter_examples(
             ctx,
             per_series,
             num_proc=num_proc,
-            on_series=lambda: progress("series", next(series_done), len(annotated)),
+            on_series=lambda: progress("series", next(series_done), len(series)),
+            series=series,
         )
         with contextlib.closing(examples):  # stops the worker processes on Ctrl-C
             for name, (_key, split, example) in examples:
                 writers[name].add(split, example)  # every series is read once for all its configs
         if "clinical" in writers:
-            for _key, split, example in ex.clinical_examples(ctx, patients_with_images):
+            for _key, split, example in ex.clinical_examples(ctx, prepared.patients_with_images):
                 writers["clinical"].add(split, example)
         splits = {name: writer.finish() for name, writer in writers.items()}
         for name, config_splits in splits.items():

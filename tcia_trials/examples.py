@@ -34,6 +34,9 @@ Example = dict[str, object]
 
 #: Padding of patches that cross the image border, by modality (documented in the card).
 PAD_VALUES = {"CT": -1024.0}
+#: Configs whose examples need no images: they are also made for annotation series whose image
+#: series is not in the download (:attr:`AnnotationLinks.without_images`).
+IMAGE_FREE_CONFIGS = ("lesions",)
 
 
 @dataclass
@@ -82,8 +85,8 @@ class ExampleContext:
     stacks: StackPolicy = field(default_factory=StackPolicy)  # multi-stack series -> examples
     skips: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # config -> (what, why)
     notes: dict[str, SeriesNotes] = field(default_factory=dict)  # image series -> notes
-    _cached: tuple[tuple[str, int | None], tuple[Volume, Annotations]] | None = field(
-        default=None, repr=False
+    _cached: tuple[tuple[str, int | None], tuple[Volume, Annotations] | TciaTrialsError] | None = (
+        field(default=None, repr=False)
     )
     _stacks: tuple[str, SeriesStacks] | None = field(default=None, repr=False)  # its headers
 
@@ -95,11 +98,29 @@ class ExampleContext:
 
     def annotated_series(self) -> list[str]:
         """Annotated image series, ordered by patient, study and series UID."""
-        series = [self.index.series[uid] for uid in self.links.by_image if uid in self.index.series]
-        return [
-            s.series_uid
-            for s in sorted(series, key=lambda s: (s.patient_id, s.study_uid, s.series_uid))
-        ]
+        return self.series_for(())
+
+    def series_for(self, configs: Iterable[str]) -> list[str]:
+        """The series whose examples ``configs`` make, ordered by patient, study and series UID:
+        the annotated image series, and for :data:`IMAGE_FREE_CONFIGS` also the image series
+        (or orphan annotation series) of :attr:`AnnotationLinks.without_images`."""
+        uids = [uid for uid in self.links.by_image if uid in self.index.series]
+        if set(configs) & set(IMAGE_FREE_CONFIGS):
+            uids.extend(self.links.without_images)
+        return sorted(uids, key=lambda uid: (*self.owner(uid)[:2], uid))
+
+    def has_images(self, series_uid: str) -> bool:
+        """Whether the image series is in the download."""
+        return series_uid in self.links.by_image and series_uid in self.index.series
+
+    def owner(self, series_uid: str) -> tuple[str, str, str]:
+        """(patient id, study UID, modality) of an image series; for one that is not in the
+        download, the patient and study of its first annotation series and modality ""."""
+        if self.has_images(series_uid):
+            series = self.index.series[series_uid]
+            return series.patient_id, series.study_uid, series.modality
+        first = self.index.series[self.links.without_images[series_uid][0]]
+        return first.patient_id, first.study_uid, ""
 
 
 def image_dtype_for(index: Index, series_uids: list[str]) -> str:
@@ -113,13 +134,14 @@ def image_dtype_for(index: Index, series_uids: list[str]) -> str:
 
 
 def id_values(ctx: ExampleContext, series_uid: str, time_point: str | None) -> Example:
-    series = ctx.index.series[series_uid]
+    patient_id, study_uid, modality = ctx.owner(series_uid)
+    series = ctx.index.series.get(series_uid)
     return {
-        "patient_id": series.patient_id,
-        "study_uid": series.study_uid,
+        "patient_id": patient_id,
+        "study_uid": study_uid,
         "series_uid": series_uid,
-        "time_point": time_point or series.time_point,
-        "modality": series.modality,
+        "time_point": time_point or (series.time_point if series is not None else None),
+        "modality": modality,
     }
 
 
@@ -258,25 +280,38 @@ def read_series(
     ctx: ExampleContext, series_uid: str, stack: StackChoice | None = None
 ) -> tuple[Volume, Annotations]:
     """The volume of one stack of the series (``None``: the series, which must be a single
-    stack) and its annotations on it, read once for all the configs of a build."""
+    stack) and its annotations on it, read once for all the configs of a build (a failure too:
+    every config gets the same error without reading the series again)."""
     number = stack.index if stack is not None and stack.count > 1 else None
-    if ctx._cached is not None and ctx._cached[0] == (series_uid, number):
-        return ctx._cached[1]
-    ctx._cached = None  # release the previous series before reading the next
-    series = _series_stacks(ctx, series_uid)
-    if stack is None and len(series.stacks) > 1:
-        raise MultipleStacksError(
-            f"series {series_uid}: it holds {len(series.stacks)} stacks ({_listing(series)}); "
-            "build them with a stack policy: stacks='each' (--stacks each), one of them with "
-            "'index:N' or by its features, e.g. 'b_value=800' (or TrialSpec.stacks)"
-        )
-    volume = series.volume(number)
-    annotations = read_annotations(
-        ctx.index, series_uid, volume=volume, rules=ctx.rules, labels=ctx.labels, links=ctx.links
-    )
-    ctx._cached = ((series_uid, number), (volume, annotations))
-    ctx.notes.setdefault(series_uid, SeriesNotes()).add(annotations, volume)
-    return volume, annotations
+    if ctx._cached is None or ctx._cached[0] != (series_uid, number):
+        ctx._cached = None  # release the previous series before reading the next
+        series = _series_stacks(ctx, series_uid)
+        if stack is None and len(series.stacks) > 1:
+            raise MultipleStacksError(
+                f"series {series_uid}: it holds {len(series.stacks)} stacks "
+                f"({_listing(series)}); build them with a stack policy: stacks='each' "
+                "(--stacks each), one of them with 'index:N' or by its features, e.g. "
+                "'b_value=800' (or TrialSpec.stacks)"
+            )
+        try:
+            volume = series.volume(number)
+            annotations = read_annotations(
+                ctx.index,
+                series_uid,
+                volume=volume,
+                rules=ctx.rules,
+                labels=ctx.labels,
+                links=ctx.links,
+            )
+        except TciaTrialsError as exc:
+            ctx._cached = ((series_uid, number), exc)
+            raise
+        ctx._cached = ((series_uid, number), (volume, annotations))
+        ctx.notes.setdefault(series_uid, SeriesNotes()).add(annotations, volume)
+    read = ctx._cached[1]
+    if isinstance(read, TciaTrialsError):
+        raise read
+    return read
 
 
 def with_stack(example: Example, stack: StackChoice | None) -> Example:
@@ -311,13 +346,15 @@ def volume_examples(
 
 
 def lesion_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], list[Skip]]:
-    """One row per lesion from the annotation series alone (no image decoding); a study
-    annotated as having no lesion gives one row with ``no_findings`` and null lesion fields."""
-    annotations = read_lesions_without_images(
-        ctx.index, series_uid, rules=ctx.rules, labels=ctx.labels, links=ctx.links
-    )
-    ctx.notes.setdefault(series_uid, SeriesNotes()).add(annotations)
-    patient = ctx.index.series[series_uid].patient_id
+    """One row per lesion; a study annotated as having no lesion gives one row with
+    ``no_findings`` and null lesion fields.
+
+    With the image series in the download the rows are the lesions of the ``volume`` config
+    (measured on the image grid, :func:`read_series`); without it, or when it cannot be read,
+    they come from the annotation series alone (no voxel count, bounding box or seed voxel).
+    """
+    annotations = _lesions_of(ctx, series_uid)
+    patient = ctx.owner(series_uid)[0]
     rows = [
         (lesion.lesion_id, lesion_record(lesion), lesion.time_point)
         for lesion in annotations.lesions
@@ -346,6 +383,24 @@ def lesion_examples(ctx: ExampleContext, series_uid: str) -> tuple[list[Keyed], 
             (f"{series_uid}/{lesion_id}", ctx.split(patient), with_clinical(ctx, example, patient))
         )
     return keyed, []
+
+
+def _lesions_of(ctx: ExampleContext, series_uid: str) -> Annotations:
+    """The series' lesions on its image grid when it is there and readable, else from its
+    annotation series alone."""
+    notes = ctx.notes.setdefault(series_uid, SeriesNotes())
+    if ctx.has_images(series_uid):
+        try:
+            return read_series(ctx, series_uid)[1]
+        except TciaTrialsError as exc:
+            notes.warnings.add(
+                f"lesions read from the annotations alone, without the images: {exc}"
+            )
+    annotations = read_lesions_without_images(
+        ctx.index, series_uid, rules=ctx.rules, labels=ctx.labels, links=ctx.links
+    )
+    notes.add(annotations)
+    return annotations
 
 
 def patch_examples(
@@ -480,6 +535,8 @@ def examples_of_series(ctx: ExampleContext, configs: tuple[str, ...], series_uid
     made: dict[str, tuple[list[Keyed], list[Skip]]] = {config: ([], []) for config in configs}
     notes = ctx.notes.setdefault(series_uid, SeriesNotes())
     stacked = ctx.stacks.has_stack_fields
+    if not ctx.has_images(series_uid):
+        configs = tuple(config for config in configs if config in IMAGE_FREE_CONFIGS)
     try:
         for config in configs:
             if not (stacked and config in STACKED_CONFIGS):
@@ -552,9 +609,10 @@ def iter_examples(
     found to ``ctx.notes[series_uid]``, and ``on_series()`` is called after each series.
 
     With ``num_proc > 1`` series are read in worker processes; the order stays the same.
-    ``series`` restricts the run to those annotated image series (default: all, in order).
+    ``series`` restricts the run to those series (default: :meth:`ExampleContext.series_for`
+    the configs, in order); series without images make only :data:`IMAGE_FREE_CONFIGS`.
     """
-    tasks = [(configs, uid) for uid in (ctx.annotated_series() if series is None else series)]
+    tasks = [(configs, uid) for uid in (ctx.series_for(configs) if series is None else series)]
     if num_proc <= 1:
         results: Iterable[Results] = (examples_of_series(ctx, configs, uid) for _, uid in tasks)
         yield from _flatten(ctx, results, on_series)

@@ -69,13 +69,16 @@ def prepare(
     stacks: str | None = None,
     on_scan: Callable[[int, int], None] | None = None,
     check_collection: bool = True,
+    configs: Iterable[str] | None = None,
 ) -> Prepared:
     """Index ``source``, link its annotations and read its clinical sheet for ``spec``.
 
     ``image_dtype`` fixes the image feature's dtype; by default it follows the download
     (:func:`tcia_trials.examples.image_dtype_for`).  ``stacks`` (:class:`StackPolicy` text)
     overrides the spec's stack policy.  With ``check_collection``, a download of another
-    collection is refused (:func:`require_collection`).
+    collection is refused (:func:`require_collection`).  ``configs`` (default: all of the spec's)
+    are the configs to be built: a download without annotated image series raises
+    :class:`DownloadLayoutError` unless they need no images.
     """
     policy = spec.stack_policy if stacks is None else StackPolicy.parse(stacks, owner="build")
     source = Path(source).expanduser()
@@ -90,19 +93,18 @@ def prepare(
     table = clinical_table(spec, source, clinical, patient_column)
     annotated = [uid for uid in links.by_image if uid in index.series]
     if not annotated:
-        raise DownloadLayoutError(
-            f"{source}: no annotated image series for builder {spec.name!r} "
-            f"({index.summary()['series']} series indexed, {len(links.orphans)} annotation series "
-            f"without their images). Is this a download of {spec.title}?"
-        )
+        _check_image_free(spec, source, index, links, configs)
     patients_with_images = {index.series[uid].patient_id for uid in annotated}
+    patients_with_lesions = {
+        index.series[uids[0]].patient_id for uids in links.without_images.values()
+    }
     ctx = ex.ExampleContext(
         index=index,
         links=links,
         rules=spec.annotation_rules,
         split=spec.splits.assign,
         labels=spec.labels,
-        clinical_rows=_clinical_rows(table, patients_with_images),
+        clinical_rows=_clinical_rows(table, patients_with_images | patients_with_lesions),
         clinical_columns=tuple(table.schema()) if table else (),
         image_dtype=image_dtype or ex.image_dtype_for(index, annotated),
         patch_shape=patch_shape(spec),
@@ -113,6 +115,35 @@ def prepare(
         ctx.slices_per_lesion = slices_config.slices_per_lesion
         ctx.window_presets = tuple(slices_config.window_presets)
     return Prepared(spec, source, index, links, table, ctx, annotated, patients_with_images)
+
+
+def _check_image_free(
+    spec: TrialSpec,
+    source: Path,
+    index: Index,
+    links: AnnotationLinks,
+    configs: Iterable[str] | None,
+) -> None:
+    """A download without annotated image series: fine for configs that need no images when
+    it has annotation series, else a clear error."""
+    wanted = tuple(spec.config_names if configs is None else configs)
+    needing = [c for c in wanted if c not in ex.IMAGE_FREE_CONFIGS and c != "clinical"]
+    counts = (
+        f"{index.summary()['series']} series indexed, {len(links.orphans)} annotation series "
+        "without their images"
+    )
+    if not links.without_images:
+        raise DownloadLayoutError(
+            f"{source}: no annotated image series and no annotation series for builder "
+            f"{spec.name!r} ({counts}). Is this a download of {spec.title}?"
+        )
+    if needing:
+        raise DownloadLayoutError(
+            f"{source}: no annotated image series for builder {spec.name!r} ({counts}): "
+            f"config(s) {', '.join(needing)} need the images; "
+            f"{', '.join(ex.IMAGE_FREE_CONFIGS)} can be built from the annotation series alone "
+            f"(--config {ex.IMAGE_FREE_CONFIGS[0]})"
+        )
 
 
 def clinical_table(

@@ -9,10 +9,11 @@ so a rebuild from the same download writes the same bytes) and ``report.md`` (fo
   object (ROI, segment, SR measurement group) that became no lesion, with the reason;
 - patients with images but no clinical row, and clinical rows without images;
 - ``warnings``: everything a ``strict`` build refuses (skipped DICOM files, index problems,
-  annotation series without their images, series or examples that failed, annotation series
-  that gave nothing, volume warnings, imaged patients without a clinical row).  Lesion quality
-  flags, series that are not labels of the collection, image series without annotations and
-  non-DICOM files are reported but are not warnings.
+  ignored annotation metadata CSVs, annotation series without their images (unless only
+  configs that need no images were built and the series gave lesion rows), series or examples
+  that failed, annotation series that gave nothing, volume warnings, imaged patients without a
+  clinical row).  Lesion quality flags, series that are not labels of the collection, image
+  series without annotations and non-DICOM files are reported but are not warnings.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tcia_trials.examples import SeriesNotes
+from tcia_trials.examples import IMAGE_FREE_CONFIGS, SeriesNotes
 from tcia_trials.hf import atomic_write
 from tcia_trials.source.annotations import AnnotationLinks
 from tcia_trials.source.index import Index
@@ -127,7 +128,12 @@ class ConversionReport:
     ) -> ConversionReport:
         """The report of a build from what it used: the index, the annotation links, the notes
         and skips of :func:`~tcia_trials.examples.iter_examples` and the examples written."""
-        labeled = {ann: image for image, anns in links.by_image.items() for ann in anns}
+        labeled = {
+            ann: image
+            for groups in (links.by_image, links.without_images)
+            for image, anns in groups.items()
+            for ann in anns
+        }
         series = [_series_entry(uid, index, links, labeled, notes) for uid in index.series]
         problems = set(index.problems)
         warnings = {Issue(p.kind, str(p.path or p.series_uid or ""), p.message) for p in problems}
@@ -136,7 +142,13 @@ class ConversionReport:
             for p in index.skipped
             if p.kind not in BENIGN_FILE_KINDS and p not in problems
         }
-        warnings |= {Issue("orphan", uid, why) for uid, why in links.orphans.items()}
+        warnings |= {Issue("annotation-csv", path, why) for path, why in links.problems.items()}
+        needs_images = any(name not in (*IMAGE_FREE_CONFIGS, "clinical") for name in configs)
+        warnings |= {
+            Issue("orphan", uid, why)
+            for uid, why in links.orphans.items()
+            if needs_images or uid not in notes.get(labeled.get(uid, ""), SeriesNotes()).used
+        }
         for uid, series_notes in notes.items():
             by_reason: dict[str, list[str]] = {}
             for config, why in series_notes.failed.items():
@@ -158,7 +170,7 @@ class ConversionReport:
             for patient in images_without_clinical
         }
         lesions = [
-            LesionEntry(index.series[uid].patient_id, uid, lesion_id, label, tuple(sorted(flags)))
+            LesionEntry(_patient(uid, index, links), uid, lesion_id, label, tuple(sorted(flags)))
             for uid, series_notes in notes.items()
             for lesion_id, (label, flags) in series_notes.lesions.items()
         ]
@@ -263,6 +275,13 @@ class ConversionReport:
         return folder / "report.json"
 
 
+def _patient(uid: str, index: Index, links: AnnotationLinks) -> str:
+    """The patient of an image series, or of the annotation series of one not downloaded."""
+    if uid in links.without_images:
+        uid = links.without_images[uid][0]
+    return index.series[uid].patient_id
+
+
 def _series_entry(
     uid: str,
     index: Index,
@@ -281,19 +300,23 @@ def _series_entry(
     }
     if uid in links.excluded:
         return SeriesEntry(**entry, status="skipped", reason=links.excluded[uid])
-    if uid in links.orphans:
-        return SeriesEntry(**entry, status="skipped", reason=links.orphans[uid])
     if uid in labeled:
         image = labeled[uid]
         image_notes = notes.get(image, SeriesNotes())
         if uid in image_notes.used:
             return SeriesEntry(**entry, status="label", labels=image)
-        reason = image_notes.unused.get(uid) or (
-            f"its image series {image} could not be read"
-            if image_notes.failed
-            else "not read by the configs built"
+        reason = (
+            image_notes.unused.get(uid)
+            or links.orphans.get(uid)
+            or (
+                f"its image series {image} could not be read"
+                if image_notes.failed
+                else "not read by the configs built"
+            )
         )
         return SeriesEntry(**entry, status="skipped", reason=reason)
+    if uid in links.orphans:
+        return SeriesEntry(**entry, status="skipped", reason=links.orphans[uid])
     if uid not in links.by_image:
         return SeriesEntry(**entry, status="skipped", reason="no annotation series refers to it")
     image_notes = notes.get(uid, SeriesNotes())

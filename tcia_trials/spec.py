@@ -759,8 +759,10 @@ VOLUME_CONFIG = ConfigSpec(
 )
 LESIONS_CONFIG = ConfigSpec(
     "lesions",
-    "One row per lesion, built from the annotation series alone (no image voxels): label and "
-    "location, time point, annotation sources, seed point (LPS mm), volume (mL) and bounding box.",
+    "One row per lesion of every annotation series, also when its images are not downloaded: "
+    "label and location, time point, annotation sources, seed point (LPS mm), volume (mL) and "
+    "bounding box; measured on the image grid as in volume when the images are there, else from "
+    "the annotations alone (no voxel count or bounding box).",
 )
 LESION_PATCHES_CONFIG = ConfigSpec(
     "lesion_patches",

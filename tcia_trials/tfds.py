@@ -290,6 +290,7 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             patient_column=self._patient_column,
             image_dtype=self._image_dtype or static_image_dtype(self.SPEC),
             stacks=str(self._stacks),
+            configs=(config,),
         )
         fields = prepared.fields(config)
         if fields != self.neutral_fields():
@@ -303,7 +304,7 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         if self._use_beam and config != "clinical":
             return {
                 split: _beam_examples(prepared, config, series, fields)
-                for split, series in _series_by_split(prepared).items()
+                for split, series in _series_by_split(prepared, config).items()
                 if config in ("volume", "lesions") or _has_lesions(prepared, series)
             }
         generators = {}
@@ -336,18 +337,18 @@ class TrialBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 if example_split == split:
                     yield key, encode(fields, example)
             return
-        series = _series_by_split(prepared).get(split, [])
+        series = _series_by_split(prepared, config).get(split, [])
         examples = ex.iter_examples(ctx, (config,), num_proc=self._num_proc, series=series)
         for _config, (key, _split, example) in examples:
             yield key, encode(fields, example)
 
 
-def _series_by_split(prepared: Prepared) -> dict[str, list[str]]:
-    """The annotated image series of each split, in the examples' order."""
+def _series_by_split(prepared: Prepared, config: str) -> dict[str, list[str]]:
+    """The series whose examples ``config`` makes, per split, in the examples' order."""
     ctx = prepared.ctx
     by_split: dict[str, list[str]] = {}
-    for uid in ctx.annotated_series():
-        by_split.setdefault(ctx.split(ctx.index.series[uid].patient_id), []).append(uid)
+    for uid in ctx.series_for((config,)):
+        by_split.setdefault(ctx.split(ctx.owner(uid)[0]), []).append(uid)
     return by_split
 
 

@@ -18,7 +18,6 @@ import pytest
 import tcia_trials as tt
 from tcia_trials import hf
 from tcia_trials.build import INCOMPLETE, build
-from tcia_trials.source.annotations import read_lesions_without_images
 from tcia_trials.synthetic import generate_collection
 from tcia_trials.verify import verify
 
@@ -76,29 +75,29 @@ def test_volume_examples_equal_direct_reads(built):
     assert checked == sum(result.configs["volume"].values())
 
 
-def test_lesion_rows_equal_annotation_only_reads(built):
-    result, index, truth, _ = built
+def test_lesion_rows_equal_the_volume_records(built):
+    """With the images downloaded, a lesion's row is its record in the volume config: one
+    measurement (voxel count, volume, bbox, diameter, seed) of the same lesion."""
+    result, _, truth, _ = built
     rows = [row for split in result.configs["lesions"] for row in _load(result, "lesions", split)]
     negatives = [row for row in rows if row["no_findings"]]
     assert len(negatives) == sum(
         s["no_findings"] for p in truth["patients"].values() for s in p["studies"]
     )
     assert all(row["lesion_id"] is None and row["volume_ml"] is None for row in negatives)
-    links = tt.link_annotations(index)
-    for row in rows:
-        if row["no_findings"]:
-            continue
-        expected = {
-            les.lesion_id: les
-            for les in read_lesions_without_images(index, row["series_uid"], links=links).lesions
-        }[row["lesion_id"]]
-        assert row["label"] == expected.label and row["time_point"] == expected.time_point
-        assert row["seed_lps"] == (list(expected.seed_lps) if expected.seed_lps else [])
-        assert (
-            row["volume_ml"] == pytest.approx(expected.volume_ml)
-            if expected.volume_ml
-            else row["volume_ml"] is None
-        )
+    records = {
+        (example["series_uid"], lesion["lesion_id"]): lesion
+        for split in result.configs["volume"]
+        for example in _load(result, "volume", split)
+        for lesion in example["lesions"]
+    }
+    lesion_rows = {
+        (row["series_uid"], row["lesion_id"]): row for row in rows if not row["no_findings"]
+    }
+    assert lesion_rows.keys() == records.keys()
+    for key, record in records.items():
+        assert {name: lesion_rows[key][name] for name in record} == record
+        assert record["voxel_count"] and record["bbox"]
 
 
 def test_patches_are_crops_around_the_seed(built):

@@ -39,8 +39,8 @@ from tcia_trials.source.seg import (
     SegDocument,
     SegOnGrid,
     read_seg_document,
+    read_seg_own_grid,
     seg_masks_on_volume,
-    seg_masks_own_grid,
 )
 from tcia_trials.source.sr import SrDocument, read_sr
 from tcia_trials.source.volume import Volume, read_volume
@@ -210,11 +210,34 @@ def _clean(text: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class AnnotationLinks:
-    """Annotation series of a download, by the image series they annotate."""
+    """Annotation series of a download, by the image series they annotate.
+
+    Attributes
+    ----------
+    by_image:
+        Image series of the download -> the annotation series that annotate it.
+    orphans:
+        Annotation series -> why it annotates no image series of the download.
+    excluded:
+        Series that are not label series of the collection (:class:`LabelSpec`) -> why.
+    without_images:
+        The readable orphans, grouped by the image series they annotate (absent from the
+        download); an orphan that names no image series is a group of its own, under its own
+        series UID.  Their lesions are read from the annotations alone.
+    problems:
+        Annotation metadata CSV files that were ignored -> why (the objects' own references
+        link their series instead).
+    """
 
     by_image: dict[str, tuple[str, ...]]
-    orphans: dict[str, str]  # annotation series -> why it annotates no image series here
-    excluded: dict[str, str] = field(default_factory=dict)  # not label series (LabelSpec)
+    orphans: dict[str, str]
+    excluded: dict[str, str] = field(default_factory=dict)
+    without_images: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+
+    def annotated_by(self, series_uid: str) -> tuple[str, ...]:
+        """The annotation series of an image series (present or not), or of an orphan group."""
+        return self.by_image.get(series_uid) or self.without_images.get(series_uid, ())
 
 
 def read_annotation_csv(path: Path) -> dict[str, tuple[str, str]]:
@@ -247,11 +270,19 @@ def link_annotations(
     inside the objects, else by frame of reference when exactly one image series shares it."""
     rules = rules or AnnotationRules()
     table: dict[str, tuple[str, str]] = {}
+    problems: dict[str, str] = {}
     for path in sorted(index.root.glob(rules.annotation_csv_glob)):
-        table.update(read_annotation_csv(path))
+        try:
+            table.update(read_annotation_csv(path))
+        except AnnotationError as exc:
+            problems[str(path)] = (
+                f"ignored ({exc}); annotation series are linked by the references inside them"
+            )
     images = {uid: s for uid, s in index.series.items() if s.modality not in ANNOTATION_MODALITIES}
+    annotation_series = set(index.series) - set(images)
     labels = labels or LabelSpec()
     by_image: dict[str, list[str]] = {}
+    without_images: dict[str, list[str]] = {}
     orphans: dict[str, str] = {}
     excluded: dict[str, str] = {}
     for uid, series in index.series.items():
@@ -263,25 +294,38 @@ def link_annotations(
             )
             continue
         try:
-            target, reason = _referenced_image(series, table, images)
+            target, reason = _referenced_image(series, table, images, annotation_series)
         except TciaTrialsError as exc:
-            target, reason = None, f"unreadable: {exc}"
-        if target is None:
-            orphans[uid] = reason or "references no image series of this download"
-        else:
+            orphans[uid] = f"unreadable: {exc}"
+            continue
+        if reason is None:
             by_image.setdefault(target, []).append(uid)
-    return AnnotationLinks({k: tuple(v) for k, v in by_image.items()}, orphans, excluded)
+        else:
+            orphans[uid] = reason
+            without_images.setdefault(target or uid, []).append(uid)
+    return AnnotationLinks(
+        {k: tuple(v) for k, v in by_image.items()},
+        orphans,
+        excluded,
+        {k: tuple(v) for k, v in without_images.items()},
+        problems,
+    )
 
 
 def _referenced_image(
-    series: Series, table: dict[str, tuple[str, str]], images: dict[str, Series]
+    series: Series,
+    table: dict[str, tuple[str, str]],
+    images: dict[str, Series],
+    annotation_series: set[str],
 ) -> tuple[str | None, str | None]:
+    """The image series an annotation series annotates, and why it is not in the download
+    (None when it is); the series is None when the annotation names none."""
     if series.series_uid in table:
         target = table[series.series_uid][0]
         if target in images:
             return target, None
         return (
-            None,
+            target,
             f"the annotation metadata CSV says it annotates series {target}, which is not in the download",
         )
     referenced = _document_references(series)
@@ -289,7 +333,11 @@ def _referenced_image(
     if present:
         return present[0], None
     if referenced:
-        return None, f"it references series {', '.join(referenced)}, not in the download"
+        images_elsewhere = [uid for uid in referenced if uid not in annotation_series]
+        return (
+            images_elsewhere[0] if images_elsewhere else None,
+            f"it references series {', '.join(referenced)}, not in the download",
+        )
     same_frame = [
         uid
         for uid, s in images.items()
@@ -401,7 +449,9 @@ def read_annotations(
     labeler = _Labeler(rules, labels)
     volume = volume or read_volume(index, series_uid)
     links = links or link_annotations(index, rules, labels)
-    reading, sources = _collect(index, series_uid, links, labeler, volume, threshold)
+    reading, sources = _collect(
+        index, links.by_image.get(series_uid, ()), labeler, volume, threshold
+    )
     reading.pieces.extend(_table_pieces(seeds, index.series[series_uid], volume, labeler))
     lesions = _lesions(reading.pieces, volume)
     problems = []
@@ -431,16 +481,55 @@ def read_lesions_without_images(
 ) -> Annotations:
     """The lesions of one image series from its annotation series alone, without reading its
     images (which may not even be downloaded): seed points in LPS mm, volumes from SEG grids or
-    contour areas, time points, locations and SR measurements; no masks."""
-    if series_uid not in index.series:
-        raise SeriesNotFoundError(f"series {series_uid} is not in the index of {index.root}")
+    contour areas, time points, locations and SR measurements; no masks, voxel counts or
+    bounding boxes.
+
+    ``series_uid`` is an image series of the download, an image series that only its
+    annotations name (:attr:`AnnotationLinks.without_images`), or an orphan annotation series
+    that names no image series.
+    """
     rules = rules or AnnotationRules()
-    labeler = _Labeler(rules, labels)
     links = links or link_annotations(index, rules, labels)
-    reading, sources = _collect(index, series_uid, links, labeler, None, 0.5)
+    if series_uid not in index.series and series_uid not in links.without_images:
+        raise SeriesNotFoundError(
+            f"series {series_uid} is not in the index of {index.root}, and no annotation series "
+            "of it names it"
+        )
+    return read_lesions_of_annotation_series(
+        index, links.annotated_by(series_uid), series_uid=series_uid, rules=rules, labels=labels
+    )
+
+
+def read_lesions_of_annotation_series(
+    index: Index,
+    annotation_series_uids: str | Sequence[str],
+    *,
+    series_uid: str | None = None,
+    rules: AnnotationRules | None = None,
+    labels: LabelSpec | None = None,
+) -> Annotations:
+    """The lesions of annotation series read alone, in their own geometry (no image series):
+    seed points in LPS mm, volumes from SEG grids or contour areas; the pieces of all the series
+    are joined into lesions together (e.g. a contour series and its seed-point series).
+
+    ``series_uid`` names the image series they annotate (default: the first annotation
+    series).  A series that cannot be read is listed in ``sources`` as skipped, with the reason.
+    """
+    uids = (
+        (annotation_series_uids,)
+        if isinstance(annotation_series_uids, str)
+        else tuple(annotation_series_uids)
+    )
+    missing = [uid for uid in uids if uid not in index.series]
+    if missing:
+        raise SeriesNotFoundError(
+            f"annotation series {', '.join(missing)} not in the index of {index.root}"
+        )
+    labeler = _Labeler(rules or AnnotationRules(), labels)
+    reading, sources = _collect(index, uids, labeler, None, 0.5)
     lesions = _lesions(reading.pieces, None)
     return Annotations(
-        series_uid=series_uid,
+        series_uid=series_uid or (uids[0] if uids else ""),
         shape=None,
         affine=None,
         lesions=tuple(lesions),
@@ -478,18 +567,17 @@ class _Reading:
 
 def _collect(
     index: Index,
-    series_uid: str,
-    links: AnnotationLinks,
+    annotation_series_uids: Iterable[str],
     labeler: _Labeler,
     volume: Volume | None,
     threshold: float,
 ) -> tuple[_Reading, list[AnnotationSource]]:
-    """Pieces of every annotation series linked to an image series (on ``volume``'s grid, or
-    standalone when None), and what became of each series."""
+    """Pieces of annotation series (on ``volume``'s grid, or standalone when None), and what
+    became of each series."""
     header_for = _header_lookup(index)
     reading = _Reading()
     sources: list[AnnotationSource] = []
-    for uid in links.by_image.get(series_uid, ()):
+    for uid in annotation_series_uids:
         series = index.series[uid]
         try:
             found = _reading_of_series(series, volume, labeler, header_for, threshold)
@@ -558,14 +646,16 @@ def _seg_pieces(
     on_grid: SegOnGrid | None = None,
 ) -> _Reading:
     single = len(document.segments) == 1
+    thickness_known = True
     if volume is not None:
         on_grid = on_grid or seg_masks_on_volume(document, volume, threshold=threshold)
         masks, affine, flags = on_grid.masks, volume.affine, list(on_grid.flags)
         if on_grid.resampled:
             flags.append("resampled-seg")
-    else:
-        masks, affine = seg_masks_own_grid(document, threshold=threshold)
-        flags = []
+    else:  # its own grid; irregular frames stacked plane by plane, flagged
+        own = read_seg_own_grid(document, threshold=threshold)
+        masks, affine, flags = own.masks, own.affine, list(own.flags)
+        thickness_known = own.voxel_thickness_mm is not None
     reading = _Reading()
     for segment in document.segments:
         part = f"segment {segment.segment_number}"
@@ -600,7 +690,8 @@ def _seg_pieces(
             piece.mask = mask
         elif mask is not None:
             sizes = measure.mask_measurements(mask, affine)
-            piece.volume_ml = sizes["volume_ml"]  # type: ignore[assignment]
+            if thickness_known:  # else the voxel volume is unknown (flagged)
+                piece.volume_ml = sizes["volume_ml"]  # type: ignore[assignment]
             piece.longest_diameter_mm = sizes["longest_diameter_mm"]  # type: ignore[assignment]
         reading.pieces.append(piece)
     return reading

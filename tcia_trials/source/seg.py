@@ -223,6 +223,48 @@ class SegOnGrid:
     document: SegDocument | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class SegOwnGrid:
+    """A SEG's masks in its own geometry (no image series needed).
+
+    Attributes
+    ----------
+    masks:
+        ``segment_number -> bool array (k, j, i)``, one full array per segment.
+    affine:
+        4x4 matrix mapping ``[k, j, i, 1]`` to LPS mm; planes ascend along the normal.  On a
+        regular grid (``plane_heights_mm`` None) it is exact for every voxel; sparse SEGs keep
+        empty planes between their stored frames.  When the stored frames lie at irregular
+        positions, ``k`` indexes the stored planes and ``affine[:3, 0]`` is the normal times
+        ``voxel_thickness_mm`` (NaN when unknown): exact in-plane and for plane 0, and
+        ``abs(det(affine[:3, :3]))`` is the voxel volume, so voxel counts, volumes and in-plane
+        diameters are exact, but plane ``k`` lies at ``plane_heights_mm[k]`` along the normal.
+    plane_heights_mm:
+        None on a regular grid; else the positions (mm) of the stored planes along the normal.
+    voxel_thickness_mm:
+        The voxel extent along the normal (mm): the plane spacing on a regular grid; for
+        irregular frames the SEG's SpacingBetweenSlices (the step of the grid its frames were
+        drawn on, as the image-grid volumes use), else its SliceThickness; None when neither
+        is given.
+    thickness_source:
+        ``"plane spacing"``, ``"SpacingBetweenSlices"``, ``"SliceThickness"`` or ``"unknown"``.
+    flags:
+        ``"irregular-frames: ..."`` (which planes, and which thickness gave the voxel volume),
+        ``"voxel-thickness-unknown: ..."``.
+    """
+
+    masks: dict[int, np.ndarray]
+    affine: np.ndarray
+    plane_heights_mm: np.ndarray | None
+    voxel_thickness_mm: float | None
+    thickness_source: str
+    flags: tuple[str, ...] = ()
+
+
+class _IrregularFramesError(AnnotationError):
+    """The SEG's frames do not form one regular grid (highdicom finds no volume geometry)."""
+
+
 @dataclass(frozen=True)
 class _Frames:
     """Per-frame geometry and references of a SEG (from its functional groups)."""
@@ -549,11 +591,14 @@ def _own_grid(
     path = document.path
     try:
         grid = seg.get_volume_geometry(allow_missing_positions=True)
+        reason = "irregular plane positions"
     except (RuntimeError, ValueError) as exc:
-        raise AnnotationError(
-            f"{path}: the SEG frames do not form one regular grid ({exc}); they can only be "
+        grid, reason = None, str(exc)
+    if grid is None:
+        raise _IrregularFramesError(
+            f"{path}: the SEG frames do not form one regular grid ({reason}); they can only be "
             "placed on an image volume by SOPInstanceUID reference"
-        ) from exc
+        )
 
     affines: list[np.ndarray] = []
 
@@ -600,7 +645,7 @@ def _check_threshold(threshold: float) -> None:
 def seg_masks_own_grid(
     source: str | PathLike[str] | SegDocument, *, threshold: float = 0.5
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
-    """Decode a SEG's masks on its own regular grid (no image series needed).
+    """Decode a SEG's masks on its own grid (no image series needed).
 
     Parameters
     ----------
@@ -616,21 +661,164 @@ def seg_masks_own_grid(
         planes between stored frames are empty), one full array per segment.
     affine:
         4x4 matrix mapping ``[k, j, i, 1]`` to LPS mm; slices ascend along the normal.  The voxel
-        volume in ml is ``abs(numpy.linalg.det(affine[:3, :3])) / 1000``.
+        volume in ml is ``abs(numpy.linalg.det(affine[:3, :3])) / 1000``.  For frames at
+        irregular positions, ``k`` indexes the stored planes and only plane 0 lies where the
+        affine puts it (see :class:`SegOwnGrid`; :func:`read_seg_own_grid` gives the planes'
+        positions and flags).
 
     Raises
     ------
     DicomReadError
         The file cannot be parsed or its pixel data cannot be decoded.
     AnnotationError
-        Not a SEG, or its frames do not form one regular grid (mixed orientations, irregular
-        plane positions).
+        Not a SEG; frames at irregular positions without plane positions, one shared
+        orientation or a slice thickness (the voxel volume is then unknown).
+    """
+    own = read_seg_own_grid(source, threshold=threshold)
+    if own.voxel_thickness_mm is None:
+        path = source.path if isinstance(source, SegDocument) else source
+        raise AnnotationError(f"{path}: {own.flags[-1]}")
+    return own.masks, own.affine
+
+
+def read_seg_own_grid(
+    source: str | PathLike[str] | SegDocument, *, threshold: float = 0.5
+) -> SegOwnGrid:
+    """Decode a SEG's masks in its own geometry: its regular grid, or, when its stored frames
+    lie at irregular positions (sparse SEGs storing only the lesion frames), frame by frame onto
+    the stack of its stored planes (see :class:`SegOwnGrid`).
+
+    Raises
+    ------
+    DicomReadError
+        The file cannot be parsed or its pixel data cannot be decoded.
+    AnnotationError
+        Not a SEG, or irregular frames without a plane position for every frame, one shared
+        orientation, or one in-plane origin.
     """
     _check_threshold(threshold)
-    document, ds, segmentation, _ = _open(source)
-    values, affine = _own_grid(document, ds, segmentation())
+    document, ds, segmentation, frames = _open(source)
+    seg = segmentation()
+    try:
+        values, affine = _own_grid(document, ds, seg)
+    except _IrregularFramesError as exc:
+        return _stacked_planes(document, ds, seg, frames, threshold, exc)
     masks, _ = _split(values, document, threshold)
-    return masks, affine
+    step = float(np.linalg.norm(affine[:3, 0]))
+    return SegOwnGrid(masks, affine, None, step, "plane spacing")
+
+
+def _stacked_planes(
+    document: SegDocument,
+    ds: Dataset,
+    seg: highdicom.seg.Segmentation,
+    frames: _Frames,
+    threshold: float,
+    irregular: AnnotationError,
+) -> SegOwnGrid:
+    """Frames at irregular positions, read one by one onto the stack of their distinct planes
+    (ascending along the normal)."""
+    if frames.positions is None or frames.orientation is None:
+        raise AnnotationError(
+            f"{irregular}; without a plane position for every frame and one shared orientation "
+            "they cannot be stacked either"
+        )
+    row, col, normal = geometry.orientation_axes(frames.orientation)
+    measures = _pixel_measures(ds, document.path)
+    dy, dx = (float(v) for v in measures.PixelSpacing)
+    heights = frames.positions @ normal
+    in_plane = frames.positions - np.outer(heights, normal)
+    shift = float(np.abs(in_plane - in_plane[0]).max())
+    if shift > max(IN_PLANE_ATOL_PX * min(dy, dx), PLANE_ATOL_MM):
+        raise AnnotationError(
+            f"{irregular}; its frames are also shifted in-plane against each other (by up to "
+            f"{shift:.3f} mm), so they are not one stack of planes"
+        )
+    planes, plane_of_frame = _distinct_planes(heights)
+    values = _frame_values(document, ds, seg, frames, plane_of_frame, len(planes))
+    masks, _ = _split(values, document, threshold)
+    thickness, source = _voxel_thickness(measures)
+    origin = in_plane[0] + planes[0] * normal
+    spacing = [thickness if thickness is not None else np.nan, dy, dx]
+    affine = geometry.affine_matrix(origin, np.array(spacing), np.column_stack([normal, col, row]))
+    listed = _listing([f"{h:.2f}" for h in planes])
+    flags = [
+        f"irregular-frames: {len(planes)} stored planes at irregular positions ({listed} mm "
+        "along the normal); volumes count voxels of the stored frames"
+    ]
+    if thickness is None:
+        flags.append(
+            "voxel-thickness-unknown: frames at irregular positions and neither "
+            "SpacingBetweenSlices nor SliceThickness, so the voxel volume is unknown"
+        )
+    else:
+        flags[0] += f", each PixelSpacing x {source} ({thickness:g} mm)"
+    return SegOwnGrid(masks, affine, planes, thickness, source, tuple(flags))
+
+
+def _pixel_measures(ds: Dataset, path: Path) -> Dataset:
+    """The SEG's Pixel Measures (shared, else the first frame's)."""
+    per_frame, shared = _per_frame_groups(ds)
+    measures = _group_item([shared, per_frame[0] if per_frame else None], "PixelMeasuresSequence")
+    if measures is None or len(measures.get("PixelSpacing") or ()) != 2:
+        raise AnnotationError(f"{path}: the SEG has no PixelSpacing in its Pixel Measures")
+    return measures
+
+
+def _voxel_thickness(measures: Dataset) -> tuple[float | None, str]:
+    """The voxel extent along the normal of frames at irregular positions, and its source."""
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        value = measures.get(keyword)
+        if value not in (None, "") and float(value) > 0:
+            return float(value), keyword
+    return None, "unknown"
+
+
+def _distinct_planes(heights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct plane heights (ascending; within :data:`PLANE_ATOL_MM` they are one plane)
+    and the plane index of every frame."""
+    order = np.argsort(heights, kind="stable")
+    starts = np.concatenate([[True], np.diff(heights[order]) > PLANE_ATOL_MM])
+    plane_of_frame = np.empty(len(heights), dtype=np.intp)
+    plane_of_frame[order] = np.cumsum(starts) - 1
+    return heights[order][starts], plane_of_frame
+
+
+def _frame_values(
+    document: SegDocument,
+    ds: Dataset,
+    seg: highdicom.seg.Segmentation,
+    frames: _Frames,
+    plane_of_frame: np.ndarray,
+    n_planes: int,
+) -> list[np.ndarray]:
+    """One ``(plane, row, column)`` array per segment from the stored frames, one at a time:
+    bool for BINARY and LABELMAP, float32 fractions in ``[0, 1]`` for FRACTIONAL."""
+    numbers = [s.segment_number for s in document.segments]
+    shape = (n_planes, int(ds.Rows), int(ds.Columns))
+    values = [np.zeros(shape, dtype=_value_dtype(document)) for _ in numbers]
+    kind = document.segmentation_type
+    maximum = float(ds.get("MaximumFractionalValue") or 1)
+    with _decoding(document.path, ds):
+        for index, plane in enumerate(plane_of_frame):
+            stored = seg.get_stored_frame(index + 1)
+            if kind == "LABELMAP":
+                for value, number in zip(values, numbers, strict=True):
+                    value[plane] |= stored == number
+                continue
+            number = frames.segments[index]
+            if number not in numbers:
+                named = "no segment" if number is None else f"segment {number}"
+                raise AnnotationError(
+                    f"{document.path}: frame {index + 1} names {named}, not one of the SEG's "
+                    f"segments ({_listing(numbers)})"
+                )
+            value = values[numbers.index(number)]
+            if kind == "FRACTIONAL":
+                np.maximum(value[plane], stored / maximum, out=value[plane])
+            else:
+                value[plane] |= stored.astype(bool)
+    return values
 
 
 # --------------------------------------------------------------------------------------------
