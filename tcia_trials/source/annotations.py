@@ -620,17 +620,14 @@ def _rtstruct_pieces(
 
 
 def _sr_pieces(document: SrDocument, labeler: _Labeler) -> list[_Piece]:
+    """One piece per measurement group (none is dropped: an empty one carries its flag), named
+    by its tracking identifier or UID; a seed only from a point, volume in mL and longest
+    diameter in mm only from measurements in a convertible unit; every measurement value
+    under a distinct key; a SEG segment it refers to in ``info["referenced_segment"]``
+    ("<SEG SOPInstanceUID>#<segment number>")."""
     pieces = []
-    for finding in document.findings:
-        if (
-            finding.seed_lps is None
-            and finding.referenced_segment is None
-            and not finding.measurements
-        ):
-            continue
-        if finding.group_template == "TID1501":
-            continue  # image-level measurements, not a lesion
-        name = finding.tracking_id or finding.finding_site or "finding"
+    for number, finding in enumerate(document.findings, start=1):
+        name = finding.tracking_id or finding.tracking_uid or f"measurement group {number}"
         piece = labeler.piece(
             "SR",
             document.series_uid,
@@ -639,13 +636,25 @@ def _sr_pieces(document: SrDocument, labeler: _Labeler) -> list[_Piece]:
             document.time_point,
             single=False,
         )
+        piece.location = piece.location or finding.finding_site
         piece.tracking_id, piece.tracking_uid = finding.tracking_id, finding.tracking_uid
         piece.seed_lps = finding.seed_lps
-        piece.measurements = {
-            f"{m.name} ({m.unit})" if m.unit else m.name: float(m.value)
-            for m in finding.measurements
+        piece.measurements = finding.measurement_values
+        piece.volume_ml = finding.volume_ml
+        piece.longest_diameter_mm = finding.longest_diameter_mm
+        segment = finding.referenced_segment
+        piece.info = {
+            key: value
+            for key, value in (
+                ("referenced_segment", segment and f"{segment[0]}#{segment[1]}"),
+                ("finding_type", finding.finding_type),
+                ("finding_site", finding.finding_site),
+                ("sr_template", finding.group_template),
+                ("graphic_type", finding.graphic_type),
+            )
+            if value
         }
-        piece.flags.extend(finding.flags)
+        piece.flags.extend([*finding.flags, *document.flags])
         pieces.append(piece)
     return pieces
 
