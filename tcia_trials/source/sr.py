@@ -10,6 +10,13 @@ classes); this module adds what highdicom leaves to the caller:
   referenced image, supplied by the caller;
 - measurements whose value is missing (a NUM item with only a qualifier) reported as flags instead
   of failing the whole group;
+- every measurement under a distinct key (:func:`keyed_values`: concept name, derivation, unit,
+  and the other modifiers when needed), values kept in their stored unit and converted only
+  through a table of UCUM length / area / volume units (:meth:`SrMeasurement.in_unit`,
+  :attr:`SrFinding.volume_ml`, :attr:`SrFinding.longest_diameter_mm`), with flags for a geometric
+  quantity in a unit that is not one and for one quantity stored in units that disagree;
+- a seed point only where the SR says the region is a point; other regions keep their centre
+  (:attr:`SrFinding.region_centre_lps`) and a ``region-not-a-point`` flag;
 - clear errors naming the file for other templates and malformed content trees.
 
 Conventions
@@ -275,10 +282,11 @@ class SrFinding:
         pixel).
     referenced_sop_instance_uid:
         The image an SCOORD refers to (the first one for several regions); for a TID 1501 group,
-        its first source image.
+        its first source image, else the image of its first SCOORD.
     graphic_type:
         POINT, MULTIPOINT, POLYLINE, POLYGON, CIRCLE, ELLIPSE, ELLIPSOID, or None without a
-        spatial ROI.
+        spatial ROI.  For a TID 1501 group: of the coordinates its measurements are inferred
+        from (SCOORD / SCOORD3D anywhere in the group).
     region_lps:
         ``(N, 3)`` LPS mm of a non-point region: SCOORD3D graphic data as stored, or SCOORD
         graphic data mapped through the referenced image(s).  For CIRCLE the rows are the centre
@@ -290,7 +298,9 @@ class SrFinding:
         Segmentation Frame (TID 1410).
     flags:
         Non-fatal findings, each starting with a keyword: ``image-point-unresolved``,
-        ``image-region-unresolved``, ``no-roi``, ``measurement-without-value``, ...
+        ``image-region-unresolved``, ``region-not-a-point``, ``no-roi``, ``empty-group``,
+        ``measurement-without-value``, ``unit-not-convertible``, ``units-disagree``,
+        ``measurement-key-collision``, ...
     group_template:
         "TID1410", "TID1411" or "TID1501" as classified by highdicom, or None for a group it
         could not classify.
