@@ -28,6 +28,11 @@ SUV = hd.sr.CodedConcept("{SUVbw}g/ml", "UCUM", "Standardized Uptake Value body 
 SUVBW = hd.sr.CodedConcept("126401", "DCM", "SUVbw")
 LONG_AXIS = hd.sr.CodedConcept("103339001", "SCT", "Long Axis")
 VOLUME = codes.SCT.Volume
+#: SCOORD3D data (LPS mm) of two TID 1501 groups.
+POINTS_3D = {
+    "POINT": [[-10.5, 20.25, -300.0]],
+    "POLYLINE": [[0.0, 0.0, -300.0], [9.0, 0.0, -296.0]],
+}
 
 
 def _unit(code: str) -> hd.sr.CodedConcept:
@@ -156,7 +161,25 @@ def _groups(ct: Dataset) -> list:
         measurements=[_measure(LONG_AXIS, 30.0, "mm"), _measure(LONG_AXIS, 31.0, "mm")],
     )
     empty = hd.sr.MeasurementsAndQualitativeEvaluations(tracking_identifier=_tracking("empty"))
-    return [segmented, long_axis, probe, unitless, disagreeing, twice, empty]
+    in_3d = [
+        hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=_tracking(f"3D {graphic_type}"),
+            measurements=[
+                _measure(
+                    LONG_AXIS,
+                    9.0,
+                    "mm",
+                    coordinates=[
+                        hd.sr.CoordinatesForMeasurement3D(
+                            graphic_type, np.array(points), ct.FrameOfReferenceUID
+                        )
+                    ],
+                )
+            ],
+        )
+        for graphic_type, points in POINTS_3D.items()
+    ]
+    return [segmented, long_axis, probe, unitless, disagreeing, twice, empty, *in_3d]
 
 
 @pytest.fixture(scope="module")
@@ -404,9 +427,22 @@ def test_tid1501_point_is_a_seed_other_regions_are_not(sr_path: Path, ct: Datase
     )
 
 
+def test_tid1501_scoord3d_point_is_a_seed_as_stored(sr_path: Path) -> None:
+    findings = _by_id(sr_path)
+    point, line = findings["3D POINT"], findings["3D POLYLINE"]
+    assert point.seed_lps == tuple(POINTS_3D["POINT"][0]) and point.flags == ()
+    assert line.seed_lps is None
+    np.testing.assert_array_equal(line.region_lps, POINTS_3D["POLYLINE"])
+    assert line.region_centre_lps == (4.5, 0.0, -298.0)
+    assert line.flags == (
+        "region-not-a-point: POLYLINE; no seed point taken from it "
+        "(region centre LPS (4.50, 0.00, -298.00) mm)",
+    )
+
+
 def test_referenced_segment_and_empty_group_reach_the_lesions(sr_path: Path) -> None:
     lesions = {les.label: les for les in read_annotation_file(sr_path)}
-    assert len(lesions) == len(_measurement_groups(pydicom.dcmread(sr_path))) == 7
+    assert len(lesions) == len(_measurement_groups(pydicom.dcmread(sr_path))) == 9
     assert lesions["primary tumor"].annotation_info["referenced_segment"] == f"{SEG_UID}#2"
     assert lesions["primary tumor"].sources == ("SR",)
     empty = lesions["empty"]
@@ -437,7 +473,7 @@ def test_every_measurement_value_reaches_the_lesions(realdata: Path, name: str) 
 
 def test_every_measurement_value_reaches_the_lesions_writers(sr_path: Path) -> None:
     expected = _valued_numbers(pydicom.dcmread(sr_path).ContentSequence)
-    assert _values_out(read_annotation_file(sr_path)) == len(expected) == 15
+    assert _values_out(read_annotation_file(sr_path)) == len(expected) == 17
 
 
 def test_measurement_outside_groups_is_flagged(realdata: Path, tmp_path: Path) -> None:

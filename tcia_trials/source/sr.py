@@ -179,7 +179,8 @@ class SrMeasurement:
 
     @property
     def dimension(self) -> str | None:
-        """ "length", "area" or "volume" when :attr:`unit` is a UCUM unit of one, else None."""
+        """The dimension of :attr:`unit` ("length", "area", "volume"), or None for a unit
+        that is no UCUM length, area or volume unit."""
         known = _UNITS.get(self.unit)
         return known[0] if known else None
 
