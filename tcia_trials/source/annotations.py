@@ -646,7 +646,7 @@ def _sr_pieces(document: SrDocument, labeler: _Labeler) -> list[_Piece]:
         piece.info = {
             key: value
             for key, value in (
-                ("referenced_segment", segment and f"{segment[0]}#{segment[1]}"),
+                ("referenced_segment", f"{segment[0]}#{segment[1]}" if segment else None),
                 ("finding_type", finding.finding_type),
                 ("finding_site", finding.finding_site),
                 ("sr_template", finding.group_template),
