@@ -754,36 +754,36 @@ def _rtstruct_pieces(
 
 
 def _sr_pieces(document: SrDocument, labeler: _Labeler) -> _Reading:
+    """One piece per measurement group (none is dropped: an empty one carries its flag), named
+    by its tracking identifier or UID; a seed only from a point, volume in mL and longest
+    diameter in mm only from measurements in a convertible unit; every measurement value
+    under a distinct key; a SEG segment it refers to in ``segment_ref`` and
+    ``info["referenced_segment"]`` ("<SEG SOPInstanceUID>#<segment number>")."""
     reading = _Reading()
     for number, finding in enumerate(document.findings, start=1):
-        part = f"SR group {number}"
-        if (
-            finding.seed_lps is None
-            and finding.referenced_segment is None
-            and not finding.measurements
-        ):
-            reading.skipped.append(
-                (f"{document.series_uid}/{part}", "no seed point, segment or measurement in it")
-            )
-            continue
-        if finding.group_template == "TID1501":
-            reading.skipped.append(
-                (f"{document.series_uid}/{part}", "image-level measurements (TID 1501)")
-            )
-            continue
-        name = finding.tracking_id or finding.finding_site or "finding"
-        piece = labeler.piece(document, "SR", part, name, single=False)
+        name = finding.tracking_id or finding.tracking_uid or f"measurement group {number}"
+        piece = labeler.piece(document, "SR", f"SR group {number}", name, single=False)
+        piece.location = piece.location or finding.finding_site
         piece.tracking_id, piece.tracking_uid = finding.tracking_id, finding.tracking_uid
         if finding.referenced_segment is not None:
             sop_uid, segment_number = finding.referenced_segment
             piece.segment_ref = f"{sop_uid}#{segment_number}"
         piece.seed_lps = finding.seed_lps
+        piece.measurements = finding.measurement_values
         piece.volume_ml = finding.volume_ml
-        piece.measurements = {
-            f"{m.name} ({m.unit})" if m.unit else m.name: float(m.value)
-            for m in finding.measurements
+        piece.longest_diameter_mm = finding.longest_diameter_mm
+        piece.info = {
+            key: value
+            for key, value in (
+                ("referenced_segment", piece.segment_ref),
+                ("finding_type", finding.finding_type),
+                ("finding_site", finding.finding_site),
+                ("sr_template", finding.group_template),
+                ("graphic_type", finding.graphic_type),
+            )
+            if value
         }
-        piece.flags.extend(finding.flags)
+        piece.flags.extend([*finding.flags, *document.flags])
         reading.pieces.append(piece)
     return reading
 

@@ -10,6 +10,13 @@ classes); this module adds what highdicom leaves to the caller:
   referenced image, supplied by the caller;
 - measurements whose value is missing (a NUM item with only a qualifier) reported as flags instead
   of failing the whole group;
+- every measurement under a distinct key (:func:`keyed_values`: concept name, derivation, unit,
+  and the other modifiers when needed), values kept in their stored unit and converted only
+  through a table of UCUM length / area / volume units (:meth:`SrMeasurement.in_unit`,
+  :attr:`SrFinding.volume_ml`, :attr:`SrFinding.longest_diameter_mm`), with flags for a geometric
+  quantity in a unit that is not one and for one quantity stored in units that disagree;
+- a seed point only where the SR says the region is a point; other regions keep their centre
+  (:attr:`SrFinding.region_centre_lps`) and a ``region-not-a-point`` flag;
 - clear errors naming the file for other templates and malformed content trees.
 
 Conventions
@@ -26,6 +33,7 @@ Conventions
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
@@ -65,8 +73,65 @@ _MEASUREMENT_REPORT_TITLE = ("126000", "DCM")
 #: TID 1502 "Time Point" (UMLS C2348792), as written by highdicom and dcmqi.
 _TIME_POINT = hd.sr.CodedConcept("C2348792", "UMLS", "Time Point")
 _REGION_IN_SPACE = hd.sr.CodedConcept("130488", "DCM", "Region in Space")
-#: Volume units (UCUM codes) -> factor to millilitres.
-_VOLUME_TO_ML = {"ml": 1.0, "mL": 1.0, "cm3": 1.0, "mm3": 1e-3, "l": 1e3, "L": 1e3}
+#: UCUM unit codes of lengths, areas and volumes -> (dimension, factor to the base unit: mm, mm2,
+#: mm3).  UCUM is case-sensitive; "l" and "L" are both the litre.
+_UNITS: dict[str, tuple[str, float]] = {
+    "um": ("length", 1e-3),
+    "mm": ("length", 1.0),
+    "cm": ("length", 10.0),
+    "dm": ("length", 100.0),
+    "m": ("length", 1e3),
+    "um2": ("area", 1e-6),
+    "mm2": ("area", 1.0),
+    "cm2": ("area", 1e2),
+    "dm2": ("area", 1e4),
+    "m2": ("area", 1e6),
+    "uL": ("volume", 1.0),
+    "ul": ("volume", 1.0),
+    "mm3": ("volume", 1.0),
+    "mL": ("volume", 1e3),
+    "ml": ("volume", 1e3),
+    "cm3": ("volume", 1e3),
+    "dL": ("volume", 1e5),
+    "dl": ("volume", 1e5),
+    "L": ("volume", 1e6),
+    "l": ("volume", 1e6),
+    "dm3": ("volume", 1e6),
+    "m3": ("volume", 1e9),
+}
+#: Concept names (case-insensitive) of geometric quantities, with the dimension their unit must
+#: have (CID 7470 linear, CID 7471 area, CID 7472 volume measurements).
+_NAME_DIMENSIONS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "length",
+            "diameter",
+            "long axis",
+            "short axis",
+            "major axis",
+            "minor axis",
+            "perpendicular axis",
+            "radius",
+            "perimeter",
+            "circumference",
+            "height",
+            "width",
+            "depth",
+            "thickness",
+            "distance",
+        ),
+        "length",
+    ),
+    "area": "area",
+    "area of defined region": "area",
+    "surface area": "area",
+    "volume": "volume",
+}
+#: Two values of one quantity in different units that differ by more than this (relative) are
+#: flagged.
+UNIT_AGREEMENT_RTOL = 1e-3
+#: Derivation (DCM 121401), a concept modifier of a measurement.
+_DERIVATION = "121401"
 #: Exceptions highdicom and pydicom raise on malformed content items.
 _MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError, RuntimeError)
 
@@ -82,15 +147,120 @@ class SrMeasurement:
     value:
         The measured value (FloatingPointValue when present, else NumericValue).
     unit:
-        UCUM code of the unit as stored, e.g. "ml", "mL", "mm", "{SUVbw}g/ml".
+        UCUM code of the unit as stored, e.g. "ml", "mL", "mm", "{SUVbw}g/ml", "1".
     derivation:
         Meaning of the Derivation modifier (e.g. "Maximum", "Mean"), or None.
+    modifiers:
+        The item's other ``(concept, value)`` modifiers, in document order: HAS CONCEPT MOD
+        codes and texts (e.g. ``("Finding Site", "Liver")``, ``("Image transformation",
+        "Wavelet transformation")``) and NUM children such as derivation parameters
+        (e.g. ``("Kernel size", "1.0 mm")``).
     """
 
     name: str
     value: float
     unit: str
     derivation: str | None
+    modifiers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Concept name, derivation and unit, e.g. ``"SUVbw [Mean] ({SUVbw}g/ml)"``,
+        ``"Volume (mm3)"``."""
+        return _key(self.name, [self.derivation] if self.derivation else [], self.unit)
+
+    @property
+    def qualified_key(self) -> str:
+        """:attr:`key` with every modifier, e.g. ``"Energy [Image transformation=Wavelet
+        transformation; Wavelet sub-band=LLH] (1)"``."""
+        parts = [self.derivation] if self.derivation else []
+        parts.extend(f"{concept}={value}" for concept, value in self.modifiers)
+        return _key(self.name, parts, self.unit)
+
+    @property
+    def dimension(self) -> str | None:
+        """The dimension of :attr:`unit` ("length", "area", "volume"), or None for a unit
+        that is no UCUM length, area or volume unit."""
+        known = _UNITS.get(self.unit)
+        return known[0] if known else None
+
+    @property
+    def expected_dimension(self) -> str | None:
+        """The dimension the concept name calls for ("Volume" -> "volume", "Long Axis" ->
+        "length", "Area" -> "area"), or None for other quantities."""
+        return _NAME_DIMENSIONS.get(self.name.casefold())
+
+    def in_unit(self, unit: str) -> float | None:
+        """The value converted to the UCUM ``unit`` ("mm", "cm", "mm2", "ml", "mL", "mm3",
+        ...); None when either unit is not a known length / area / volume unit or they
+        measure different dimensions (e.g. "1" or "{SUVbw}g/ml" to "ml")."""
+        source, target = _UNITS.get(self.unit), _UNITS.get(unit)
+        if source is None or target is None or source[0] != target[0]:
+            return None
+        return self.value * source[1] / target[1]
+
+
+def _key(name: str, qualifiers: Sequence[str], unit: str) -> str:
+    text = f"{name} [{'; '.join(qualifiers)}]" if qualifiers else name
+    return f"{text} ({unit})" if unit else text
+
+
+def keyed_values(measurements: Sequence[SrMeasurement]) -> tuple[dict[str, float], list[str]]:
+    """Every measurement under a distinct key, and flags for keys that needed help.
+
+    A measurement is keyed by :attr:`SrMeasurement.key` (concept name, derivation, unit);
+    measurements that share it are keyed by :attr:`SrMeasurement.qualified_key` (with their
+    other modifiers: finding site, method, image transformation, derivation parameters, ...);
+    any that still collide get a ``" #2"``, ``" #3"``, ... suffix and a
+    ``measurement-key-collision`` flag.  No value is ever dropped.
+    """
+    short = Counter(m.key for m in measurements)
+    keys = [m.key if short[m.key] == 1 else m.qualified_key for m in measurements]
+    values: dict[str, float] = {}
+    flags: list[str] = []
+    for key, measurement in zip(keys, measurements, strict=True):
+        unique, number = key, 1
+        while unique in values:
+            number += 1
+            unique = f"{key} #{number}"
+        if unique != key:
+            flags.append(
+                f"measurement-key-collision: two measurements are both {key!r} "
+                f"(same name, derivation, modifiers and unit); the later one is kept as {unique!r}"
+            )
+        values[unique] = measurement.value
+    return values, flags
+
+
+def _unit_flags(measurements: Sequence[SrMeasurement]) -> list[str]:
+    """Geometric measurements whose unit cannot be converted, and one quantity stored in
+    several units whose values disagree by more than :data:`UNIT_AGREEMENT_RTOL`."""
+    flags: list[str] = []
+    by_quantity: dict[tuple, list[SrMeasurement]] = {}
+    for m in measurements:
+        expected = m.expected_dimension
+        if expected is not None and m.dimension != expected:
+            flags.append(
+                f"unit-not-convertible: {m.name!r} = {m.value:g} {m.unit!r} is not a UCUM "
+                f"{expected} unit; kept as stored, not converted"
+            )
+            continue
+        if m.dimension is not None:
+            quantity = (m.name.casefold(), m.derivation, m.modifiers, m.dimension)
+            by_quantity.setdefault(quantity, []).append(m)
+    for group in by_quantity.values():
+        first = group[0]
+        for other in group[1:]:
+            converted = other.in_unit(first.unit)
+            if other.unit == first.unit or converted is None:
+                continue
+            if abs(converted - first.value) > UNIT_AGREEMENT_RTOL * abs(first.value):
+                flags.append(
+                    f"units-disagree: {first.name!r} is {first.value:g} {first.unit} and "
+                    f"{other.value:g} {other.unit} (= {converted:g} {first.unit}) in the same "
+                    "group"
+                )
+    return flags
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,10 +283,11 @@ class SrFinding:
         pixel).
     referenced_sop_instance_uid:
         The image an SCOORD refers to (the first one for several regions); for a TID 1501 group,
-        its first source image.
+        its first source image, else the image of its first SCOORD.
     graphic_type:
         POINT, MULTIPOINT, POLYLINE, POLYGON, CIRCLE, ELLIPSE, ELLIPSOID, or None without a
-        spatial ROI.
+        spatial ROI.  For a TID 1501 group: of the coordinates its measurements are inferred
+        from (SCOORD / SCOORD3D anywhere in the group).
     region_lps:
         ``(N, 3)`` LPS mm of a non-point region: SCOORD3D graphic data as stored, or SCOORD
         graphic data mapped through the referenced image(s).  For CIRCLE the rows are the centre
@@ -128,7 +299,9 @@ class SrFinding:
         Segmentation Frame (TID 1410).
     flags:
         Non-fatal findings, each starting with a keyword: ``image-point-unresolved``,
-        ``image-region-unresolved``, ``no-roi``, ``measurement-without-value``, ...
+        ``image-region-unresolved``, ``region-not-a-point``, ``no-roi``, ``empty-group``,
+        ``measurement-without-value``, ``unit-not-convertible``, ``units-disagree``,
+        ``measurement-key-collision``, ...
     group_template:
         "TID1410", "TID1411" or "TID1501" as classified by highdicom, or None for a group it
         could not classify.
@@ -166,13 +339,40 @@ class SrFinding:
         return None
 
     @property
+    def measurement_values(self) -> dict[str, float]:
+        """Every measurement's value under a distinct key (see :func:`keyed_values`)."""
+        return keyed_values(self.measurements)[0]
+
+    @property
     def volume_ml(self) -> float | None:
-        """The "Volume" measurement (without derivation) in mL, converted from its UCUM unit
-        (ml, mL, cm3, mm3, l, L); None when absent or in another unit."""
-        m = self.measurement("Volume")
-        if m is None or m.unit not in _VOLUME_TO_ML:
+        """The first "Volume" measurement without derivation, in mL, converted from its UCUM
+        unit (mm3, cm3, ml, mL, l, ...); None when absent or in no volume unit."""
+        return self._converted(("Volume",), "ml")
+
+    @property
+    def longest_diameter_mm(self) -> float | None:
+        """The first "Long Axis" (else "Diameter") measurement without derivation, in mm,
+        converted from its UCUM unit (um, mm, cm, m, ...); None when absent."""
+        return self._converted(("Long Axis", "Diameter"), "mm")
+
+    def _converted(self, names: Sequence[str], unit: str) -> float | None:
+        for name in names:
+            wanted = name.casefold()
+            for m in self.measurements:
+                if m.name.casefold() == wanted and m.derivation is None:
+                    value = m.in_unit(unit)
+                    if value is not None:
+                        return value
+        return None
+
+    @property
+    def region_centre_lps(self) -> tuple[float, float, float] | None:
+        """``(x, y, z)`` LPS mm: the centre of a non-point region (a CIRCLE's centre, else the
+        centre of the bounding box of ``region_lps``: the centre of an ELLIPSE or ELLIPSOID,
+        the midpoint of a two-point line); None without a region in LPS."""
+        if self.region_lps is None:
             return None
-        return m.value * _VOLUME_TO_ML[m.unit]
+        return _region_centre(self.graphic_type, self.region_lps)
 
 
 @dataclass(frozen=True, eq=False)
@@ -275,6 +475,7 @@ def read_sr(
     try:
         valueless, stray = _strip_valueless_numbers(ds)
         doc_flags.extend(stray)
+        doc_flags.extend(_stray_numbers(ds))
         sr = sr_class.from_dataset(ds, copy=False)
         report = sr.content
         if not isinstance(report, hd.sr.MeasurementReport):
@@ -447,20 +648,52 @@ def _strip_valueless_numbers(ds: Dataset) -> tuple[dict[int, list[str]], list[st
     """
     per_group: dict[int, list[str]] = {}
     elsewhere: list[str] = []
-    groups: list[Dataset] = []
-    for item in ds.get("ContentSequence", []):
-        if _is_named(item, "126010", "CONTAINER"):  # Imaging Measurements
-            groups = [
-                g for g in item.get("ContentSequence", []) if _is_named(g, "125007", "CONTAINER")
-            ]
-            break
-    for n, group in enumerate(groups):
+    for n, group in enumerate(_group_items(ds)):
         found = _strip_in(group)
         if found:
             per_group[n] = [f"measurement-without-value: {text}" for text in found]
     for text in _strip_in(ds):
         elsewhere.append(f"measurement-without-value: {text} (outside the measurement groups)")
     return per_group, elsewhere
+
+
+def _group_items(ds: Dataset) -> list[Dataset]:
+    """The Measurement Group containers of the first Imaging Measurements container."""
+    for item in ds.get("ContentSequence", []):
+        if _is_named(item, "126010", "CONTAINER"):  # Imaging Measurements
+            return [
+                g for g in item.get("ContentSequence", []) if _is_named(g, "125007", "CONTAINER")
+            ]
+    return []
+
+
+def _stray_numbers(ds: Dataset) -> list[str]:
+    """Flags for NUM items with a value that no finding holds: outside the measurement groups
+    read here (e.g. in "Derived Imaging Measurements") or nested deeper inside a group.  Not
+    counted: the Image Library's image descriptors (TID 1601) and NUM children of a NUM (its
+    derivation parameters, in :attr:`SrMeasurement.modifiers`)."""
+    groups = {id(group) for group in _group_items(ds)}
+    flags: list[str] = []
+
+    def walk(parent: Dataset, where: str) -> None:
+        for item in parent.get("ContentSequence", []):
+            if _is_named(item, "111028", "CONTAINER"):  # Image Library
+                continue
+            name = _meaning(item.get("ConceptNameCodeSequence")) or "?"
+            if item.get("ValueType") != "NUM":
+                walk(item, name)
+                continue
+            if id(parent) in groups or not item.get("MeasuredValueSequence"):
+                continue
+            value = item.MeasuredValueSequence[0]
+            unit = _code_value(value.get("MeasurementUnitsCodeSequence"))
+            flags.append(
+                f"measurement-outside-groups: {name!r} = {value.NumericValue} {unit} in "
+                f"{where!r} is not a measurement of a measurement group; not read as one"
+            )
+
+    walk(ds, "the document root")
+    return flags
 
 
 def _strip_in(parent: Dataset) -> list[str]:
@@ -517,21 +750,23 @@ def _finding(
     sites = [site.value.meaning for site in group.finding_sites]  # type: ignore[attr-defined]
     if len(sites) > 1:
         flags.append(f"several-finding-sites: {'; '.join(sites)} (the first is kept)")
-    measurements = _measurements(group[0], flags)
+    measurements = _measurements(group[0])
     roi = _Roi()
     if kind == "TID1410":
         _planar_roi(group, roi, lookup, flags)  # type: ignore[arg-type]
     elif kind == "TID1411":
         _volumetric_roi(group, roi, lookup, flags)  # type: ignore[arg-type]
     elif kind == "TID1501":
-        sources = group.source_images  # type: ignore[attr-defined]
-        if sources:
-            roi.referenced_sop_instance_uid = str(sources[0].referenced_sop_instance_uid)
+        _image_measurement_roi(group, roi, lookup, flags)  # type: ignore[arg-type]
     else:
         flags.append(
             "unclassified-group: highdicom recognizes no TID 1410/1411/1501 structure in this "
             "measurement group; its measurements are kept, its region (if any) is not read"
         )
+    if not measurements and roi.is_empty():
+        flags.append("empty-group: no measurement, region or segment reference")
+    flags.extend(_unit_flags(measurements))
+    flags.extend(keyed_values(measurements)[1])
     return SrFinding(
         tracking_id=group.tracking_identifier,  # type: ignore[attr-defined]
         tracking_uid=str(tracking_uid) if tracking_uid is not None else None,
@@ -551,28 +786,48 @@ def _finding(
     )
 
 
-def _measurements(group_item: Dataset, flags: list[str]) -> list[SrMeasurement]:
-    """The group's NUM items (like ``get_measurements()``, but a NUM item without a value, i.e.
-    with only a NumericValueQualifier, becomes a flag instead of an exception)."""
+def _measurements(group_item: Dataset) -> list[SrMeasurement]:
+    """The group's NUM items with their derivation and other modifiers (a NUM item without a
+    value, i.e. with only a NumericValueQualifier, was flagged by
+    :func:`_strip_valueless_numbers`)."""
     out = []
     for item in find_content_items(group_item, value_type="NUM"):
-        name = item.name.meaning
-        if not item.get("MeasuredValueSequence"):
-            qualifier = item.get("NumericValueQualifierCodeSequence")
-            why = qualifier[0].CodeMeaning if qualifier else "no MeasuredValueSequence"
-            flags.append(f"measurement-without-value: {name!r} ({why})")
-            continue
         measurement = hd.sr.Measurement.from_sequence([item])
         derivation = measurement.derivation
         out.append(
             SrMeasurement(
-                name=name,
+                name=item.name.meaning,
                 value=float(measurement.value),
                 unit=str(measurement.unit.value),
                 derivation=derivation.meaning if derivation is not None else None,
+                modifiers=_modifiers(item),
             )
         )
     return out
+
+
+def _modifiers(item: Dataset) -> tuple[tuple[str, str], ...]:
+    """``(concept, value)`` of a NUM item's concept modifiers (CODE or TEXT, except the
+    derivation) and NUM children (derivation parameters), in document order."""
+    out = []
+    for child in item.get("ContentSequence", []):
+        concept = _meaning(child.get("ConceptNameCodeSequence")) or "?"
+        value_type = child.get("ValueType")
+        if value_type == "NUM" and child.get("MeasuredValueSequence"):
+            value = child.MeasuredValueSequence[0]
+            unit = _code_value(value.get("MeasurementUnitsCodeSequence"))
+            out.append((concept, f"{value.NumericValue} {unit}".strip()))
+        elif child.get("RelationshipType") != "HAS CONCEPT MOD":
+            continue
+        elif value_type == "CODE" and _code_value(child.ConceptNameCodeSequence) != _DERIVATION:
+            out.append((concept, _meaning(child.get("ConceptCodeSequence")) or "?"))
+        elif value_type == "TEXT":
+            out.append((concept, str(child.get("TextValue", ""))))
+    return tuple(out)
+
+
+def _code_value(codes_sequence: Sequence[Dataset] | None) -> str:
+    return str(codes_sequence[0].get("CodeValue", "")) if codes_sequence else ""
 
 
 @dataclass
@@ -585,6 +840,15 @@ class _Roi:
     referenced_segment: tuple[str, int] | None = None
     image_region: np.ndarray | None = None
     frame_of_reference_uid: str | None = None
+    region_in_space: bool = False
+
+    def is_empty(self) -> bool:
+        """True when the group names no region, segment or other ROI object."""
+        return (
+            self.graphic_type is None
+            and self.referenced_segment is None
+            and not self.region_in_space
+        )
 
 
 def _planar_roi(
@@ -599,7 +863,13 @@ def _planar_roi(
     if reference_type == codes.DCM.ImageRegion:
         region = group.roi
         if isinstance(region, hd.sr.ImageRegion3D):
-            _set_3d(roi, region.graphic_type.value, region.value, region.frame_of_reference_uid)
+            _set_3d(
+                roi,
+                region.graphic_type.value,
+                region.value,
+                region.frame_of_reference_uid,
+                flags,
+            )
         elif isinstance(region, hd.sr.ImageRegion):
             _set_2d(roi, [region], lookup, flags)
     elif reference_type == codes.DCM.ReferencedSegmentationFrame:
@@ -607,7 +877,7 @@ def _planar_roi(
         if frame is not None:
             _set_segment(roi, frame[0], flags, planar=True)
     else:
-        _region_in_space(group[0], flags)
+        _region_in_space(group[0], roi, flags)
 
 
 def _volumetric_roi(
@@ -629,7 +899,14 @@ def _volumetric_roi(
             data = np.concatenate(
                 [np.asarray(d, float).reshape(-1, 3) for d in surface.graphic_data]
             )
-            _set_3d(roi, surface.graphic_type.value, data, surface.frame_of_reference_uid)
+            _set_3d(
+                roi,
+                surface.graphic_type.value,
+                data,
+                surface.frame_of_reference_uid,
+                flags,
+                len(surface.graphic_data),
+            )
             if len(surface.graphic_data) > 1:
                 flags.append(
                     f"several-surface-items: the volume surface has {len(surface.graphic_data)} "
@@ -640,7 +917,37 @@ def _volumetric_roi(
         if segment is not None:
             _set_segment(roi, segment[0], flags, planar=False)
     else:
-        _region_in_space(group[0], flags)
+        _region_in_space(group[0], roi, flags)
+
+
+def _image_measurement_roi(
+    group: hd.sr.MeasurementsAndQualitativeEvaluations,
+    roi: _Roi,
+    lookup: ImageHeaderLookup | None,
+    flags: list[str],
+) -> None:
+    """A TID 1501 group: its first source image, and the coordinates its measurements are
+    inferred from (SCOORD / SCOORD3D items anywhere in the group, e.g. the end points of a
+    length, the axes of a bidirectional measurement, an ellipse, a probe point)."""
+    sources = group.source_images
+    if sources:
+        roi.referenced_sop_instance_uid = str(sources[0].referenced_sop_instance_uid)
+    planar = find_content_items(group[0], value_type="SCOORD", recursive=True)
+    spatial = find_content_items(group[0], value_type="SCOORD3D", recursive=True)
+    if planar and spatial:
+        flags.append(
+            f"mixed-coordinates: {len(planar)} SCOORD and {len(spatial)} SCOORD3D items; "
+            "only the SCOORD items are read"
+        )
+    if planar:
+        _set_2d(roi, planar, lookup, flags)
+    elif spatial:
+        types = list(dict.fromkeys(str(item.GraphicType) for item in spatial))
+        if len(types) > 1:
+            flags.append(f"mixed-graphic-types: the SCOORD3D items are {', '.join(types)}")
+        data = [np.asarray(item.GraphicData, dtype=np.float64).reshape(-1, 3) for item in spatial]
+        frame_of_reference = spatial[0].get("ReferencedFrameOfReferenceUID")
+        _set_3d(roi, types[0], np.concatenate(data), frame_of_reference, flags, len(spatial))
 
 
 def _reference_type(group: hd.sr.templates.Template, flags: list[str]) -> object | None:
@@ -651,23 +958,33 @@ def _reference_type(group: hd.sr.templates.Template, flags: list[str]) -> object
         return None
 
 
-def _set_3d(roi: _Roi, graphic_type: str, data: np.ndarray, frame_of_reference: object) -> None:
+def _set_3d(
+    roi: _Roi,
+    graphic_type: str,
+    data: np.ndarray,
+    frame_of_reference: object,
+    flags: list[str],
+    items: int = 1,
+) -> None:
+    """SCOORD3D graphic data (LPS mm, as stored): a seed when it is one POINT, else a region."""
     data = np.asarray(data, dtype=np.float64).reshape(-1, 3)
     roi.graphic_type = graphic_type
     roi.frame_of_reference_uid = str(frame_of_reference) if frame_of_reference else None
-    if graphic_type == "POINT":
+    if graphic_type == "POINT" and items == 1:
         roi.seed_lps = _triplet(data[0])
     else:
         roi.region_lps = data
+        flags.append(_not_a_point(graphic_type, items, data))
 
 
 def _set_2d(
     roi: _Roi,
-    regions: Sequence[hd.sr.ImageRegion],
+    regions: Sequence[hd.sr.ScoordContentItem],
     lookup: ImageHeaderLookup | None,
     flags: list[str],
 ) -> None:
-    """SCOORD image region(s): keep the stored (column, row) data and map them to LPS."""
+    """SCOORD image region(s): keep the stored (column, row) data and map them to LPS; a seed
+    when it is one POINT, else a region."""
     types = list(dict.fromkeys(r.graphic_type.value for r in regions))
     roi.graphic_type = types[0]
     if len(types) > 1:
@@ -678,13 +995,31 @@ def _set_2d(
     if is_point:
         roi.image_point = (float(data[0][0, 0]), float(data[0][0, 1]))
     keyword = "image-point-unresolved" if is_point else "image-region-unresolved"
+    lps = _map_regions(roi, regions, data, lookup, flags, keyword)
+    if is_point:
+        roi.seed_lps = _triplet(lps[0]) if lps is not None else None
+    else:
+        roi.region_lps = lps
+        flags.append(_not_a_point(types[0], len(regions), lps))
+
+
+def _map_regions(
+    roi: _Roi,
+    regions: Sequence[hd.sr.ScoordContentItem],
+    data: Sequence[np.ndarray],
+    lookup: ImageHeaderLookup | None,
+    flags: list[str],
+    keyword: str,
+) -> np.ndarray | None:
+    """``(N, 3)`` LPS mm of the regions' ``(column, row)`` points through their source images'
+    headers, or None (with a ``keyword`` flag) when one cannot be mapped."""
     mapped: list[np.ndarray] = []
     images: list[str] = []
     for region, points in zip(regions, data, strict=True):
         source = _source_image(region)
         if source is None:
             flags.append(f"{keyword}: the image region names no source image")
-            return
+            return None
         sop_uid, frame_number = source
         images.append(sop_uid)
         if roi.referenced_sop_instance_uid is None:
@@ -692,11 +1027,11 @@ def _set_2d(
         header = _lookup(lookup, sop_uid)
         if header is None:
             flags.append(f"{keyword}: referenced instance {sop_uid} not available")
-            return
+            return None
         lps, problem = image_to_lps(header, points, frame_number=frame_number, sop_uid=sop_uid)
         if lps is None:
             flags.append(f"{keyword}: {problem}")
-            return
+            return None
         mapped.append(lps)
         if roi.frame_of_reference_uid is None and header.get("FrameOfReferenceUID"):
             roi.frame_of_reference_uid = str(header.FrameOfReferenceUID)
@@ -705,11 +1040,31 @@ def _set_2d(
             f"several-image-regions: {len(regions)} regions on {len(set(images))} image(s); "
             "image_region and region_lps concatenate them"
         )
-    all_lps = np.concatenate(mapped)
-    if is_point:
-        roi.seed_lps = _triplet(all_lps[0])
-    else:
-        roi.region_lps = all_lps
+    return np.concatenate(mapped)
+
+
+def _not_a_point(graphic_type: str, count: int, lps: np.ndarray | None) -> str:
+    what = graphic_type if count == 1 else f"{count} {graphic_type} regions"
+    centre = _region_centre(graphic_type, lps) if lps is not None else None
+    where = (
+        f"region centre LPS ({centre[0]:.2f}, {centre[1]:.2f}, {centre[2]:.2f}) mm"
+        if centre is not None
+        else "region not in LPS"
+    )
+    return f"region-not-a-point: {what}; no seed point taken from it ({where})"
+
+
+def _region_centre(
+    graphic_type: str | None, points: np.ndarray
+) -> tuple[float, float, float] | None:
+    """The centre of a region in LPS mm: a single CIRCLE's centre (its first point), else the
+    centre of the points' bounding box (an ELLIPSE's or ELLIPSOID's centre from its axis end
+    points, the midpoint of a two-point line)."""
+    if not len(points):
+        return None
+    if graphic_type == "CIRCLE" and len(points) == 2:
+        return _triplet(points[0])
+    return _triplet((points.min(axis=0) + points.max(axis=0)) / 2.0)
 
 
 def _source_image(region: Dataset) -> tuple[str, int | None] | None:
@@ -812,9 +1167,10 @@ def _set_segment(roi: _Roi, item: Dataset, flags: list[str], *, planar: bool) ->
         flags.append(f"segmentation-frame: planar ROI on frame(s) {frames} of the segmentation")
 
 
-def _region_in_space(group_item: Dataset, flags: list[str]) -> None:
+def _region_in_space(group_item: Dataset, roi: _Roi, flags: list[str]) -> None:
     items = find_content_items(group_item, name=_REGION_IN_SPACE, value_type="COMPOSITE")
     uids = [str(i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID) for i in items]
+    roi.region_in_space = True
     flags.append(
         f"region-in-space: the ROI is defined in instance(s) {', '.join(uids)} "
         "(e.g. an RTSTRUCT); it is not resolved here"
