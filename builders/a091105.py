@@ -1,6 +1,7 @@
 """A091105: desmoid tumors / aggressive fibromatosis, NCTN tumor annotations (controlled access; data only)."""
 
 from tcia_trials.spec import (
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
     NOT_IN_IDC_NOTE,
@@ -87,8 +88,8 @@ RTSTRUCT, on the trial's images ([images](https://doi.org/10.7937/0WF5-SJ50),
   url = {https://doi.org/10.7937/T8RN-J447},
   note = {Controlled access. Authors, year and version: see the DOI page.},
 }""",
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     # TCIA names the annotation metadata CSV Metadata_Report_A091105_2023_11_06.csv
     annotation_rules=AnnotationRules(annotation_csv_glob="Metadata_Report_*.csv"),

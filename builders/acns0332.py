@@ -1,6 +1,7 @@
 """ACNS0332: high-risk medulloblastoma / PNET, NCTN tumor annotations (controlled access; data only)."""
 
 from tcia_trials.spec import (
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
     NOT_IN_IDC_NOTE,
@@ -89,8 +90,8 @@ points and "no findings" assessments stored as RTSTRUCT, on the trial's images
   url = {https://doi.org/10.7937/D8A8-6252},
   note = {Controlled access. Authors, year and version: see the DOI page.},
 }""",
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     # the default glob matches TCIA's ACNS0332_annotations_metadata-2023-08-03.csv
     annotation_rules=AnnotationRules(),

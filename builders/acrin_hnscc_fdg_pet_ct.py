@@ -1,6 +1,7 @@
 """ACRIN-HNSCC-FDG-PET-CT: head and neck squamous cell carcinoma (FDG PET/CT), NCTN tumor annotations (controlled access; data only)."""
 
 from tcia_trials.spec import (
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
     NOT_IN_IDC_NOTE,
@@ -79,8 +80,8 @@ and "no findings" assessments, all stored as RTSTRUCT, on the trial's images
   note = {Controlled access. Authors, year and version: see the DOI page.},
 }""",
     modalities=("CT", "PT"),  # FDG PET/CT, per the collection name
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     # TCIA names the annotation metadata CSV Metadata_Report_ACRIN-HNSCC_2023_11_07.csv
     annotation_rules=AnnotationRules(annotation_csv_glob="Metadata_Report_*.csv"),

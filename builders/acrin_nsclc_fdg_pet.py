@@ -3,6 +3,7 @@
 from tcia_trials.spec import (
     CC_BY_3_0,
     CC_BY_4_0,
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     AnnotationRules,
     ClinicalSpec,
@@ -88,8 +89,8 @@ which version a SEG holds).
   url = {https://doi.org/10.5281/ZENODO.8345959},
 }""",
     modalities=("CT", "PT"),
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     annotation_rules=AnnotationRules(),
     labels=LabelSpec(modalities=("SEG",)),

@@ -1,6 +1,7 @@
 """AHEP0731: pediatric liver cancer, NCTN tumor annotations (controlled access; data only)."""
 
 from tcia_trials.spec import (
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
     NOT_IN_IDC_NOTE,
@@ -84,8 +85,8 @@ images ([images](https://doi.org/10.7937/F2DB-8826),
   url = {https://doi.org/10.7937/BDBN-NQ81},
   note = {Controlled access. Authors, year and version: see the DOI page.},
 }""",
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     # TCIA names the annotation metadata CSV Metadata_Report_AHEP0731_2024_1_3.csv
     annotation_rules=AnnotationRules(annotation_csv_glob="Metadata_Report_*.csv"),

@@ -1,6 +1,7 @@
 """AHOD0831: Hodgkin lymphoma, NCTN tumor annotations (controlled access; data only)."""
 
 from tcia_trials.spec import (
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
     NOT_IN_IDC_NOTE,
@@ -84,8 +85,8 @@ seed points and "no findings" assessments, all stored as RTSTRUCT, on the trial'
   url = {https://doi.org/10.7937/4QAD-4280},
   note = {Controlled access. Authors, year and version: see the DOI page.},
 }""",
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     # TCIA names the annotation metadata CSV Metadata_Report_AHOD0831_01222023.csv
     annotation_rules=AnnotationRules(annotation_csv_glob="Metadata_Report_*.csv"),

@@ -1,6 +1,7 @@
 """AREN0533: Wilms tumor (stage III-IV), NCTN tumor annotations (controlled access; data only)."""
 
 from tcia_trials.spec import (
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
     NOT_IN_IDC_NOTE,
@@ -86,8 +87,8 @@ images ([images](https://doi.org/10.7937/SJEZ-CJ78),
   url = {https://doi.org/10.7937/WFCC-DA41},
   note = {Controlled access. Authors, year and version: see the DOI page.},
 }""",
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     # TCIA names the annotation metadata CSV AREN0533_Annotations_Metadata__01-12-2023.csv
     annotation_rules=AnnotationRules(annotation_csv_glob="*nnotation*[Mm]etadata*.csv"),

@@ -1,6 +1,7 @@
 """CALGB50303: diffuse large B-cell lymphoma, NCTN tumor annotations (controlled access; data only)."""
 
 from tcia_trials.spec import (
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
     NOT_IN_IDC_NOTE,
@@ -86,8 +87,8 @@ RTSTRUCT, on the trial's images ([images](https://doi.org/10.7937/CM65-A013),
   url = {https://doi.org/10.7937/9jer-g980},
   note = {Controlled access. Authors, year and version: see the DOI page.},
 }""",
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     # TCIA names the annotation metadata CSV Metadata_Report_CALGB50303_02272023.csv
     annotation_rules=AnnotationRules(annotation_csv_glob="Metadata_Report_*.csv"),

@@ -2,6 +2,7 @@
 
 from tcia_trials.spec import (
     CC_BY_4_0,
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     AnnotationRules,
     ClinicalSpec,
@@ -81,8 +82,8 @@ described e.g. "Pre-Dose, RIGHT KIDNEY - 1", and one with its seed point ("... -
   doi = {10.7937/SKQ4-QX48},
   url = {https://doi.org/10.7937/SKQ4-QX48},
 }""",
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     annotation_rules=AnnotationRules(),
     labels=LabelSpec(modalities=("RTSTRUCT",)),

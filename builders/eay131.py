@@ -2,6 +2,7 @@
 
 from tcia_trials.spec import (
     CC_BY_4_0,
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     AnnotationRules,
     ClinicalSpec,
@@ -87,8 +88,8 @@ explicit negative. Time points: "Pre-dose" and "Follow-up consultation".
   doi = {10.7937/Q9RN-M510},
   url = {https://doi.org/10.7937/Q9RN-M510},
 }""",
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     # The file name of TCIA's EAY131 annotation metadata CSV is not known here: the default glob
     # is kept, and without a match the links come from the references inside the objects.

@@ -1,6 +1,7 @@
 """Any labeled download: image series with SEG / RTSTRUCT / SR labels (data only)."""
 
 from tcia_trials.spec import (
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     AnnotationRules,
     ClinicalSpec,
@@ -29,8 +30,8 @@ Retriever layout, the IDC (idc-index) layout or plain folders of DICOM files.
 - State the license and citation of the data you build when you publish it.""",
     sources=(),
     citation="",
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     annotation_rules=AnnotationRules(),
     labels=LabelSpec(),

@@ -2,6 +2,7 @@
 
 from tcia_trials.spec import (
     CC_BY_3_0,
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     AnnotationRules,
     ClinicalSpec,
@@ -88,8 +89,8 @@ Breast dynamic contrast-enhanced MR of the **I-SPY1** trial and its companion im
   doi = {10.7937/TCIA.2019.WGLLSSG1},
   url = {https://doi.org/10.7937/TCIA.2019.WGLLSSG1},
 }""",
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     annotation_rules=AnnotationRules(),
     labels=LabelSpec(modalities=("SEG",), include_pattern=r"PE Segmentation"),

@@ -1,6 +1,7 @@
 """S0819: advanced non-small cell lung cancer, NCTN tumor annotations (controlled access; data only)."""
 
 from tcia_trials.spec import (
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     LICENSE_UNKNOWN,
     NOT_IN_IDC_NOTE,
@@ -85,8 +86,8 @@ images ([images](https://doi.org/10.7937/DT39-JS04),
   url = {https://doi.org/10.7937/R0R8-BN93},
   note = {Controlled access. Authors, year and version: see the DOI page.},
 }""",
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     annotation_rules=AnnotationRules(annotation_csv_glob="S0819-Annotations_metadata.csv"),
     clinical=ClinicalSpec(

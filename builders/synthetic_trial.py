@@ -1,6 +1,7 @@
 """SYNTH-TRIAL: the synthetic collection of tcia_trials.synthetic, for demos and tests (data only)."""
 
 from tcia_trials.spec import (
+    CORE_RELEASE_NOTES,
     DEFAULT_CONFIGS,
     AnnotationRules,
     ClinicalSpec,
@@ -47,8 +48,8 @@ analytically, so every config of this builder can be checked exactly.
     ),
     citation="",
     modalities=("CT", "PT"),
-    version="1.0.0",
-    release_notes={"1.0.0": "Initial release."},
+    version="1.1.0",
+    release_notes=CORE_RELEASE_NOTES,
     configs=DEFAULT_CONFIGS,
     annotation_rules=AnnotationRules(),
     clinical=ClinicalSpec(

@@ -793,6 +793,20 @@ DEFAULT_CONFIGS = (
 #: The same without ``clinical``, for collections that come with no clinical sheet.
 IMAGING_CONFIGS = DEFAULT_CONFIGS[:-1]
 
+#: Releases of the reading core that every builder's datasets share (a builder adds its own).
+CORE_RELEASE_NOTES = {
+    "1.0.0": "Initial release.",
+    "1.1.0": (
+        "Lesion identity: distinct RTSTRUCT ROIs, SEG segments, seed points and SR measurement "
+        "groups are distinct lesions (nothing merged by a shared name), joined across objects "
+        "only by tracking UID, SR segment reference or the collection's naming rule; new "
+        "lesion fields `origins` and `readers`; RTSTRUCT contour volumes by the even-odd rule. "
+        "SR measurements keyed by name, derivation and UCUM unit, volumes and diameters "
+        "converted from their units. The lesions config also covers annotation series whose "
+        "images are not in the download. Multi-stack series follow a stack policy (--stacks)."
+    ),
+}
+
 SPLIT_NAMES = ("train", "validation", "test")
 _SUM_TOLERANCE = 1e-9
 

@@ -71,7 +71,7 @@ def test_demo_builds_loads_verifies_and_says_where_everything_is(tmp_path, monke
     where = _where(output)
     assert list(where) == ["source", "HF dataset", "TFDS data_dir", "report", "previews", "card"]
     assert all(path.exists() for path in where.values()), where
-    assert (where["TFDS data_dir"] / "synthetic_trial" / "volume" / "1.0.0").is_dir()
+    assert (where["TFDS data_dir"] / "synthetic_trial" / "volume" / "1.1.0").is_dir()
     assert len(list(where["previews"].glob("*.png"))) > 1
 
     real_find_spec = importlib.util.find_spec
@@ -195,7 +195,7 @@ def test_build_prints_a_summary_and_verify_passes(small_source, tmp_path):
         "build", "synthetic_trial", "--source", str(small_source), "--out", str(tmp_path), "-q"
     )
     assert run.returncode == 0, run.stderr
-    assert "synthetic_trial 1.0.0 ->" in run.stdout and "report:" in run.stdout
+    assert "synthetic_trial 1.1.0 ->" in run.stdout and "report:" in run.stdout
     checked = _cli("verify", str(tmp_path / "synthetic_trial"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "verified" in checked.stdout
@@ -263,7 +263,7 @@ def test_quiet_tfds_build_prints_only_its_summary(small_source, tmp_path):
     )
     assert run.returncode == 0, run.stderr
     first, *rest = run.stdout.splitlines()
-    assert first.startswith(f"synthetic_trial 1.0.0 -> {tmp_path}")
+    assert first.startswith(f"synthetic_trial 1.1.0 -> {tmp_path}")
     assert rest and all(line.startswith("  ") for line in rest), run.stdout  # nothing from TFDS
     assert "tfds (tfrecord):" in run.stdout and _our_errors(run.stderr) == []
 

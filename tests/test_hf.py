@@ -269,7 +269,7 @@ def test_cli_build_and_its_errors(built, tmp_path):
         ],
     )
     assert ok.exit_code == 0, ok.output
-    assert "lesions" in ok.output and "synthetic_trial 1.0.0" in ok.output
+    assert "lesions" in ok.output and "synthetic_trial 1.1.0" in ok.output
     wrong = runner.invoke(main, ["build", "eay13", "--source", str(source), "--out", str(tmp_path)])
     assert wrong.exit_code == 1 and "did you mean 'eay131'" in wrong.output
     missing = runner.invoke(

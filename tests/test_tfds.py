@@ -448,7 +448,7 @@ def test_cli_builds_tfds_and_names_unknown_formats(built, tmp_path):
     )
     assert ran.exit_code == 0, ran.output
     assert "tfds (array_record)" in ran.output
-    assert (tmp_path / "synthetic_trial" / "clinical" / "1.0.0" / "dataset_info.json").is_file()
+    assert (tmp_path / "synthetic_trial" / "clinical" / "1.1.0" / "dataset_info.json").is_file()
     wrong = CliRunner().invoke(main, [*args, "--format", "tfrecords"])
     assert wrong.exit_code == 1 and "unknown output format(s) ['tfrecords']" in wrong.output
 
