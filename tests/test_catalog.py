@@ -193,7 +193,7 @@ def test_cli_info_text_and_json():
     runner = CliRunner()
     text = runner.invoke(main, ["info", "acrin-nsclc-fdg-pet"])
     assert text.exit_code == 0, text.output
-    assert text.output.startswith("acrin_nsclc_fdg_pet 1.0.0: ")
+    assert text.output.startswith("acrin_nsclc_fdg_pet 1.1.0: ")
     for part in ("10.5281/zenodo.8345959", "lesion_patches", "train 0.70", "Download:", "@misc{"):
         assert part in text.output
     as_json = runner.invoke(main, ["info", "acns0332", "--json"])
